@@ -1,0 +1,1 @@
+"""The commune coordinator: room registry, schedule, control channel, metrics."""

@@ -1,0 +1,37 @@
+"""`phonghop-coordinator`: run the coordinator with settings from PHONGHOP_* variables."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from coordinator.app import create_app
+from coordinator.settings import Settings
+from phonghop.logs import setup_logging
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="phonghop-coordinator", description=__doc__)
+    parser.add_argument("--host", help="listen address (default from PHONGHOP_HOST)")
+    parser.add_argument("--port", type=int, help="listen port (default from PHONGHOP_PORT)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = Settings(**overrides)
+    setup_logging(settings.log_level, "coordinator")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_max_size=4 * settings.max_message_bytes,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    logging.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The agents' control channel: one authenticated WebSocket per room.
+
+Refusals happen before the upgrade, as an HTTP response with a JSON reason,
+so the agent can log why. After that, a bad message gets an ``error`` reply
+and the connection stays: one room's mistake never disturbs another room.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, WebSocket
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from coordinator.errors import error_body
+from coordinator.hub import Connection
+from coordinator.services import Services
+from phonghop.protocol import Error, agent_message, explain
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["control"])
+
+
+def _bearer(websocket: WebSocket) -> str | None:
+    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _refusal(services: Services, room_id: str, token: str | None) -> tuple[int, str, str] | None:
+    """(status, reason label, message) when the connection must be refused."""
+    registry = services.registry
+    if token is None:
+        return 401, "missing_token", "send the room token as 'Authorization: Bearer <token>'"
+    if registry.authenticate(room_id, token):
+        return None
+    owner = registry.owner_of(token)
+    if owner is not None:
+        return (
+            403,
+            "wrong_room",
+            f"this token belongs to room {owner}, not {room_id}: a room can only act as itself",
+        )
+    if room_id not in registry.rooms:
+        return (
+            404,
+            "unknown_room",
+            f"room {room_id!r} is not enrolled; enroll it on the coordinator first",
+        )
+    return (
+        401,
+        "bad_token",
+        f"the token for room {room_id} is not valid; re-issue it (POST /api/v1/rooms/{room_id}/token) "
+        "and put it in the agent's token file",
+    )
+
+
+@router.websocket("/api/v1/rooms/{room_id}/control")
+async def control_channel(websocket: WebSocket, room_id: str) -> None:
+    services: Services = websocket.app.state.services
+    refusal = _refusal(services, room_id, _bearer(websocket))
+    if refusal is not None:
+        status, reason, message = refusal
+        services.control_metrics.rejected.labels(reason).inc()
+        peer = websocket.client.host if websocket.client else "?"
+        log.warning("control connection for room %s from %s refused: %s", room_id, peer, message)
+        await websocket.send_denial_response(JSONResponse(error_body(reason, message), status_code=status))
+        return
+
+    await websocket.accept()
+    conn = Connection(room_id, websocket)
+    hub = services.hub
+    await hub.attach(conn)
+    reason = "connection closed"
+    limit = services.settings.max_message_bytes
+    try:
+        while True:
+            event = await websocket.receive()
+            if event["type"] == "websocket.disconnect":
+                code = event.get("code")
+                reason = f"agent disconnected (code {code})"
+                break
+            text = event.get("text")
+            problem: tuple[str, str] | None = None
+            if text is None:
+                problem = ("binary", "binary frames are not part of the protocol; send JSON text")
+            elif len(text.encode("utf-8")) > limit:
+                problem = (
+                    "too_large",
+                    f"message of {len(text.encode('utf-8'))} bytes exceeds the {limit}-byte limit",
+                )
+            else:
+                try:
+                    parsed = agent_message.validate_json(text)
+                except ValidationError as exc:
+                    problem = ("invalid", explain(exc))
+                else:
+                    complaint = await hub.on_message(conn, parsed)
+                    if complaint is not None:
+                        problem = ("unexpected", complaint)
+            if problem is not None:
+                label, explanation = problem
+                services.control_metrics.errors.labels(room_id, label).inc()
+                log.warning("room %s: bad control message (%s): %s", room_id, label, explanation)
+                await conn.send(Error(code=label, message=explanation))
+    except Exception as exc:
+        reason = f"connection error: {exc.__class__.__name__}"
+        log.info("room %s: control channel error: %r", room_id, exc)
+    finally:
+        await hub.detach(conn, reason)

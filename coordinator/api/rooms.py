@@ -1,0 +1,80 @@
+"""Rooms: enrollment (the token is shown once), token re-issue, removal."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from coordinator.auth import Operator
+from coordinator.errors import ApiError
+from coordinator.registry import RoomExists, RoomNotFound, RoomRecord
+from coordinator.schemas import RoomEnroll, RoomOut, RoomPatch, RoomWithToken
+from coordinator.services import Services, Svc
+
+router = APIRouter(prefix="/api/v1/rooms", tags=["rooms"])
+
+
+def _out(services: Services, record: RoomRecord) -> RoomOut:
+    meeting = services.hub.meeting_with(record.id)
+    return RoomOut(
+        **record.public(),
+        up=services.hub.is_up(record.id),
+        meeting=meeting.meeting_id if meeting else None,
+    )
+
+
+def _record(services: Services, room_id: str) -> RoomRecord:
+    try:
+        return services.registry.get(room_id)
+    except RoomNotFound:
+        raise ApiError(
+            404,
+            "room_not_found",
+            f"room {room_id!r} is not enrolled; enroll it with POST /api/v1/rooms",
+        ) from None
+
+
+@router.get("")
+async def list_rooms(services: Svc) -> list[RoomOut]:
+    return [_out(services, r) for r in services.registry.rooms.values()]
+
+
+@router.get("/{room_id}")
+async def get_room(room_id: str, services: Svc) -> RoomOut:
+    return _out(services, _record(services, room_id))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[Operator])
+async def enroll_room(body: RoomEnroll, services: Svc) -> RoomWithToken:
+    try:
+        record, token = await services.registry.enroll(body.id, body.name, body.group)
+    except RoomExists:
+        raise ApiError(
+            409,
+            "room_exists",
+            f"room {body.id!r} is already enrolled; to give it a new token use POST /api/v1/rooms/{body.id}/token",
+        ) from None
+    services.scheduler.poke()
+    return RoomWithToken(**_out(services, record).model_dump(), token=token)
+
+
+@router.patch("/{room_id}", dependencies=[Operator])
+async def update_room(room_id: str, body: RoomPatch, services: Svc) -> RoomOut:
+    _record(services, room_id)
+    record = await services.registry.update_identity(room_id, body.name, body.group)
+    services.scheduler.poke()
+    return _out(services, record)
+
+
+@router.post("/{room_id}/token", dependencies=[Operator])
+async def reissue_token(room_id: str, services: Svc) -> RoomWithToken:
+    _record(services, room_id)
+    record, token = await services.registry.rotate_token(room_id)
+    await services.hub.token_reissued(room_id)
+    return RoomWithToken(**_out(services, record).model_dump(), token=token)
+
+
+@router.delete("/{room_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Operator])
+async def remove_room(room_id: str, services: Svc) -> None:
+    _record(services, room_id)
+    await services.hub.room_removed(room_id)
+    await services.registry.remove(room_id)

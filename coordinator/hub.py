@@ -1,0 +1,336 @@
+"""Live state of the commune: which rooms are connected, which meetings run, who is in.
+
+The hub is the one place that decides a room's duty (the meeting it should be
+in) and tells the room; the scheduler, the API and the control channel only
+report events to it. Everything runs on the event loop, so no locks are needed
+around this state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import BaseModel
+from starlette.websockets import WebSocket, WebSocketState
+
+from coordinator.attendance import AttendanceBook
+from coordinator.models import Meeting, Occurrence, utcnow
+from coordinator.registry import Registry
+from phonghop.protocol import Ack, Command, DeviceName, Floor, Heartbeat, Hello, MeetingRef, Welcome
+
+log = logging.getLogger(__name__)
+
+# WebSocket close codes the agent can tell apart (4000-4999 are ours).
+CLOSE_REPLACED = 4000
+CLOSE_HEARTBEAT_TIMEOUT = 4008
+CLOSE_ROOM_REMOVED = 4004
+CLOSE_RESTART = 1012  # "service restart": reconnect soon
+
+
+@dataclass
+class ActiveMeeting:
+    occurrence_id: int
+    meeting_id: int
+    title: str
+    chair: str
+    mode: str
+    started_at: datetime
+    ends_at: datetime
+    expected: set[str]
+    floor: str | None = None
+    joined: set[str] = field(default_factory=set)
+
+    def ref(self) -> MeetingRef:
+        return MeetingRef(
+            id=self.meeting_id,
+            occurrence=self.occurrence_id,
+            title=self.title,
+            chair=self.chair,
+            mode=self.mode,
+        )
+
+
+class Connection:
+    """One agent's control WebSocket, after authentication."""
+
+    def __init__(self, room_id: str, websocket: WebSocket) -> None:
+        self.room_id = room_id
+        self.websocket = websocket
+        self.peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
+        self.connected_at = utcnow()
+        self.last_heartbeat = time.monotonic()
+        self.hello: Hello | None = None
+        self.told_meeting: int | None = None  # meeting id of the last join we sent
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, message: BaseModel) -> bool:
+        if self.websocket.application_state != WebSocketState.CONNECTED:
+            return False
+        try:
+            async with self._send_lock:
+                await self.websocket.send_text(message.model_dump_json())
+        except Exception as exc:  # the socket died under us; the receive loop will notice
+            log.info("room %s: send failed (%s)", self.room_id, exc)
+            return False
+        return True
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.websocket.application_state == WebSocketState.CONNECTED:
+            try:
+                await self.websocket.close(code=code, reason=reason)
+            except Exception as exc:
+                log.debug("room %s: close failed (%s)", self.room_id, exc)
+
+
+def _device_map(devices: Mapping[DeviceName, bool]) -> dict[str, bool]:
+    return {str(name): ok for name, ok in devices.items()}
+
+
+class Hub:
+    def __init__(
+        self,
+        registry: Registry,
+        book: AttendanceBook,
+        heartbeat_interval: float,
+        missed_heartbeats: int,
+    ) -> None:
+        self.registry = registry
+        self.book = book
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_interval * missed_heartbeats
+        self.connections: dict[str, Connection] = {}
+        self.meetings: dict[int, ActiveMeeting] = {}
+        self.connects_total: dict[str, int] = {}
+        self._pending: dict[str, tuple[str, int]] = {}  # command id -> (room, meeting id)
+        self._ids = itertools.count(1)
+
+    # --- queries ------------------------------------------------------------
+
+    def is_up(self, room_id: str) -> bool:
+        conn = self.connections.get(room_id)
+        return (
+            conn is not None
+            and conn.hello is not None
+            and time.monotonic() - conn.last_heartbeat <= self.heartbeat_timeout
+        )
+
+    def duty_of(self, room_id: str) -> ActiveMeeting | None:
+        """The meeting the room should be in: the earliest started that invites it."""
+        candidates = [m for m in self.meetings.values() if room_id in m.expected]
+        return min(candidates, key=lambda m: m.started_at) if candidates else None
+
+    def meeting_with(self, room_id: str) -> ActiveMeeting | None:
+        return next((m for m in self.meetings.values() if room_id in m.joined), None)
+
+    # --- connections ----------------------------------------------------------
+
+    async def attach(self, conn: Connection) -> None:
+        self.connects_total[conn.room_id] = self.connects_total.get(conn.room_id, 0) + 1
+        old = self.connections.get(conn.room_id)
+        self.connections[conn.room_id] = conn
+        if old is not None:
+            log.warning(
+                "room %s: new control connection from %s replaces the one from %s",
+                conn.room_id,
+                conn.peer,
+                old.peer,
+            )
+            await self._leave_all(conn.room_id, "replaced by a newer connection")
+            await old.close(CLOSE_REPLACED, "replaced by a newer connection from the same room")
+        log.info("room %s: control channel connected from %s", conn.room_id, conn.peer)
+
+    async def detach(self, conn: Connection, reason: str) -> None:
+        if self.connections.get(conn.room_id) is not conn:
+            return  # already replaced; the newer connection owns the room's state
+        del self.connections[conn.room_id]
+        log.info("room %s: control channel closed (%s)", conn.room_id, reason)
+        await self._leave_all(conn.room_id, reason)
+        await self.registry.record_agent(conn.room_id, seen=utcnow())
+
+    async def on_message(self, conn: Connection, message: Hello | Heartbeat | Ack) -> str | None:
+        """Handle one valid message; returns an error text for the agent, or None."""
+        if isinstance(message, Hello):
+            conn.hello = message
+            conn.last_heartbeat = time.monotonic()
+            await self.registry.record_agent(
+                conn.room_id, seen=utcnow(), version=message.version, devices=_device_map(message.devices)
+            )
+            log.info(
+                "room %s: hello from agent %s, devices %s",
+                conn.room_id,
+                message.version,
+                _device_map(message.devices),
+            )
+            await conn.send(Welcome(room=conn.room_id, heartbeat_interval=self.heartbeat_interval))
+            conn.told_meeting = None
+            await self._update_duty(conn.room_id)
+            return None
+        if conn.hello is None:
+            return "send 'hello' first: the coordinator needs the agent's version and devices"
+        if isinstance(message, Heartbeat):
+            conn.last_heartbeat = time.monotonic()
+            record = self.registry.rooms.get(conn.room_id)
+            if record is not None:
+                record.last_seen = utcnow()
+                if message.devices is not None and _device_map(message.devices) != record.devices:
+                    log.info("room %s: devices now %s", conn.room_id, _device_map(message.devices))
+                    await self.registry.record_agent(
+                        conn.room_id, seen=record.last_seen, devices=_device_map(message.devices)
+                    )
+            return None
+        return await self._on_ack(conn, message)
+
+    async def _on_ack(self, conn: Connection, ack: Ack) -> str | None:
+        pending = self._pending.pop(ack.command_id, None)
+        if pending is None or pending[0] != conn.room_id:
+            return f"no command {ack.command_id!r} is waiting for this room's acknowledgement"
+        meeting = self.meetings.get(pending[1])
+        if not ack.ok:
+            log.warning("room %s: command %s failed: %s", conn.room_id, ack.command_id, ack.detail)
+            return None
+        if meeting is not None and conn.told_meeting == meeting.meeting_id and conn.room_id not in meeting.joined:
+            meeting.joined.add(conn.room_id)
+            await self.book.joined(meeting.occurrence_id, conn.room_id, utcnow())
+            log.info("room %s: joined meeting %s (%s)", conn.room_id, meeting.meeting_id, meeting.title)
+        return None
+
+    async def check_liveness(self) -> None:
+        """Close connections whose heartbeats stopped; that makes the room down."""
+        now = time.monotonic()
+        for conn in list(self.connections.values()):
+            silent = now - conn.last_heartbeat
+            if silent > self.heartbeat_timeout:
+                log.warning(
+                    "room %s: no heartbeat for %.1f s, closing its control channel",
+                    conn.room_id,
+                    silent,
+                )
+                await self.detach(conn, f"no heartbeat for {silent:.0f} s")
+                await conn.close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout")
+
+    async def room_removed(self, room_id: str) -> None:
+        for meeting in self.meetings.values():
+            meeting.expected.discard(room_id)
+        conn = self.connections.get(room_id)
+        if conn is not None:
+            await self.detach(conn, "room removed from the registry")
+            await conn.close(CLOSE_ROOM_REMOVED, "room removed; re-enroll it")
+
+    async def token_reissued(self, room_id: str) -> None:
+        conn = self.connections.get(room_id)
+        if conn is not None:
+            await self.detach(conn, "token re-issued")
+            await conn.close(CLOSE_REPLACED, "token re-issued: reconnect with the new token")
+
+    # --- meetings -----------------------------------------------------------
+
+    async def start(self, meeting: Meeting, occurrence: Occurrence, expected: set[str]) -> ActiveMeeting:
+        active = ActiveMeeting(
+            occurrence_id=occurrence.id,
+            meeting_id=meeting.id,
+            title=meeting.title,
+            chair=meeting.chair_room,
+            mode=meeting.mode,
+            started_at=occurrence.started_at,
+            ends_at=occurrence.ends_at,
+            expected=expected,
+            floor=occurrence.floor_room,
+        )
+        self.meetings[meeting.id] = active
+        log.info(
+            "meeting %s (%s) running until %s, %d rooms invited",
+            meeting.id,
+            meeting.title,
+            active.ends_at.isoformat(),
+            len(expected),
+        )
+        await self._update_duties(expected)
+        return active
+
+    async def stop(self, meeting_id: int, reason: str) -> None:
+        active = self.meetings.pop(meeting_id, None)
+        if active is None:
+            return
+        await self.book.end_occurrence(active.occurrence_id, utcnow())
+        log.info("meeting %s (%s) ended: %s", meeting_id, active.title, reason)
+        active.joined.clear()
+        await self._update_duties(active.expected)
+
+    async def set_expected(self, meeting_id: int, expected: set[str]) -> None:
+        active = self.meetings[meeting_id]
+        changed = active.expected ^ expected
+        if changed:
+            active.expected = expected
+            await self._update_duties(changed)
+
+    async def set_floor(self, meeting_id: int, room_id: str | None) -> None:
+        active = self.meetings[meeting_id]
+        active.floor = room_id
+        await self.book.set_floor(active.occurrence_id, room_id)
+        log.info(
+            "meeting %s: floor %s",
+            meeting_id,
+            f"given to {room_id}" if room_id else "back to the chair",
+        )
+        message = Floor(meeting=meeting_id, room=room_id)
+        for room in active.joined:
+            conn = self.connections.get(room)
+            if conn is not None:
+                await conn.send(message)
+
+    async def shutdown(self) -> None:
+        for meeting in self.meetings.values():
+            for room in list(meeting.joined):
+                await self.book.left(meeting.occurrence_id, room, utcnow(), "coordinator stopped")
+            meeting.joined.clear()
+        for conn in list(self.connections.values()):
+            await conn.close(CLOSE_RESTART, "coordinator stopping")
+        self.connections.clear()
+
+    # --- duty ---------------------------------------------------------------
+
+    async def _update_duties(self, rooms: Iterable[str]) -> None:
+        for room in sorted(rooms):
+            await self._update_duty(room)
+
+    async def _update_duty(self, room_id: str) -> None:
+        """Send join or leave so that the room ends up in the meeting it should be in."""
+        conn = self.connections.get(room_id)
+        if conn is None or conn.hello is None:
+            return
+        duty = self.duty_of(room_id)
+        current = self.meeting_with(room_id)
+        if current is not None and current is not duty:
+            await self._leave(current, room_id, "no longer invited")
+        wanted = duty.meeting_id if duty is not None else None
+        if conn.told_meeting == wanted:
+            return
+        command_id = f"c{next(self._ids)}"
+        if duty is None:
+            conn.told_meeting = None
+            await conn.send(Command(id=command_id, action="leave"))
+            return
+        conn.told_meeting = duty.meeting_id
+        self._pending[command_id] = (room_id, duty.meeting_id)
+        await conn.send(Command(id=command_id, action="join", meeting=duty.ref()))
+        if duty.floor is not None:
+            await conn.send(Floor(meeting=duty.meeting_id, room=duty.floor))
+
+    async def _leave(self, meeting: ActiveMeeting, room_id: str, reason: str) -> None:
+        if room_id in meeting.joined:
+            meeting.joined.discard(room_id)
+            await self.book.left(meeting.occurrence_id, room_id, utcnow(), reason)
+            log.info("room %s: left meeting %s (%s)", room_id, meeting.meeting_id, reason)
+
+    async def _leave_all(self, room_id: str, reason: str) -> None:
+        for meeting in self.meetings.values():
+            await self._leave(meeting, room_id, reason)
+        stale = [cid for cid, (room, _) in self._pending.items() if room == room_id]
+        for cid in stale:
+            del self._pending[cid]

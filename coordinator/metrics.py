@@ -1,0 +1,129 @@
+"""Prometheus metrics, read from the live state at scrape time.
+
+A collector that reads the hub and the registry cannot drift from them, and a
+removed room simply disappears from the next scrape.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from coordinator.hub import Hub
+from coordinator.registry import Registry
+from phonghop.protocol import DEVICE_NAMES
+
+
+class StateCollector(Collector):
+    def __init__(self, hub: Hub, registry: Registry, next_starts: dict[int, float]) -> None:
+        self._hub = hub
+        self._registry = registry
+        self._next_starts = next_starts
+
+    def collect(self) -> Iterator[Metric]:
+        hub, rooms = self._hub, self._registry.rooms
+        up = GaugeMetricFamily(
+            "phonghop_room_up",
+            "1 while the room's agent is connected and heartbeats are fresh",
+            labels=["room", "group"],
+        )
+        seen = GaugeMetricFamily(
+            "phonghop_room_last_seen_timestamp_seconds",
+            "Last heartbeat from the room's agent",
+            labels=["room"],
+        )
+        device = GaugeMetricFamily(
+            "phonghop_room_device_ok",
+            "1 when the agent reports the device working",
+            labels=["room", "device"],
+        )
+        info = GaugeMetricFamily(
+            "phonghop_agent_info",
+            "The agent's version, as it said in its hello",
+            labels=["room", "version"],
+        )
+        room_info = GaugeMetricFamily(
+            "phonghop_room_info",
+            "Room identity from the registry",
+            labels=["room", "group", "name"],
+        )
+        connects = CounterMetricFamily(
+            "phonghop_room_connections",
+            "Control connections accepted per room (flaps show here)",
+            labels=["room"],
+        )
+        for room_id, record in rooms.items():
+            up.add_metric([room_id, record.group], 1.0 if hub.is_up(room_id) else 0.0)
+            room_info.add_metric([room_id, record.group, record.name], 1.0)
+            connects.add_metric([room_id], float(hub.connects_total.get(room_id, 0)))
+            if record.last_seen is not None:
+                seen.add_metric([room_id], record.last_seen.timestamp())
+            if record.agent_version:
+                info.add_metric([room_id, record.agent_version], 1.0)
+            for name in DEVICE_NAMES:
+                if name in record.devices:
+                    device.add_metric([room_id, name], 1.0 if record.devices[name] else 0.0)
+        yield from (up, seen, device, info, room_info, connects)
+
+        active = GaugeMetricFamily("phonghop_meeting_active", "1 while the meeting runs", labels=["meeting"])
+        expected = GaugeMetricFamily(
+            "phonghop_meeting_expected_rooms",
+            "Rooms invited to the running meeting",
+            labels=["meeting"],
+        )
+        in_meeting = GaugeMetricFamily(
+            "phonghop_room_in_meeting",
+            "1 while the room is in that meeting",
+            labels=["room", "meeting"],
+        )
+        meeting_info = GaugeMetricFamily(
+            "phonghop_meeting_info", "Meeting identity", labels=["meeting", "title", "chair"]
+        )
+        next_start = GaugeMetricFamily(
+            "phonghop_meeting_next_start_timestamp_seconds",
+            "Next scheduled start",
+            labels=["meeting"],
+        )
+        for meeting_id, ts in self._next_starts.items():
+            active.add_metric([str(meeting_id)], 1.0 if meeting_id in hub.meetings else 0.0)
+            next_start.add_metric([str(meeting_id)], ts)
+        for meeting in hub.meetings.values():
+            label = str(meeting.meeting_id)
+            if meeting.meeting_id not in self._next_starts:
+                active.add_metric([label], 1.0)
+            expected.add_metric([label], float(len(meeting.expected)))
+            meeting_info.add_metric([label, meeting.title, meeting.chair], 1.0)
+            for room_id in sorted(meeting.expected):
+                in_meeting.add_metric([room_id, label], 1.0 if room_id in meeting.joined else 0.0)
+        yield from (active, expected, in_meeting, meeting_info, next_start)
+
+
+class ControlMetrics:
+    """Counters for events the state does not keep."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.rejected = Counter(
+            "phonghop_control_rejected",
+            "Control connections refused before they were accepted",
+            ["reason"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "phonghop_control_errors",
+            "Bad messages received from an authenticated room",
+            ["room", "reason"],
+            registry=registry,
+        )
+        self.started = time.time()
+
+
+def build_registry(
+    hub: Hub, registry: Registry, next_starts: dict[int, float]
+) -> tuple[CollectorRegistry, ControlMetrics]:
+    collectors = CollectorRegistry()
+    collectors.register(StateCollector(hub, registry, next_starts))
+    return collectors, ControlMetrics(collectors)

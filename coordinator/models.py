@@ -1,0 +1,98 @@
+"""Persistent state: rooms, meetings, meeting occurrences and attendance."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite drops the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; attach a time zone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Room(Base):
+    __tablename__ = "rooms"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    group: Mapped[str] = mapped_column("room_group", String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    token_issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime | None]
+    agent_version: Mapped[str | None] = mapped_column(String(64))
+    devices: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Meeting(Base):
+    __tablename__ = "meetings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    chair_room: Mapped[str] = mapped_column(String(32))
+    invited_rooms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    invited_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    start: Mapped[datetime]
+    duration_seconds: Mapped[int]
+    rrule: Mapped[str | None] = mapped_column(Text)
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Ho_Chi_Minh")
+    mode: Mapped[str] = mapped_column(String(16), default="presentation")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Deleting keeps the row (and so the attendance history); it only stops scheduling.
+    deleted_at: Mapped[datetime | None]
+
+
+class Occurrence(Base):
+    """One run of a meeting: created when it starts, closed when it ends."""
+
+    __tablename__ = "occurrences"
+    __table_args__ = (UniqueConstraint("meeting_id", "scheduled_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    scheduled_start: Mapped[datetime]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ends_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    floor_room: Mapped[str | None] = mapped_column(String(32))
+
+
+class Attendance(Base):
+    """A room's stay in an occurrence: from its join to its leave or loss."""
+
+    __tablename__ = "attendance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(ForeignKey("occurrences.id"), index=True)
+    room_id: Mapped[str] = mapped_column(String(32), index=True)
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    left_at: Mapped[datetime | None]
+    left_reason: Mapped[str | None] = mapped_column(String(64))

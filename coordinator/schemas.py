@@ -1,0 +1,149 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from phonghop.identity import ROOM_ID_PATTERN, RoomGroup
+
+RoomId = Annotated[
+    str,
+    Field(
+        pattern=ROOM_ID_PATTERN,
+        description="the room laptop's inventory hostname, e.g. tdp-01",
+        examples=["tdp-01"],
+    ),
+]
+MeetingMode = Literal["presentation", "discussion"]
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use e.g. Asia/Ho_Chi_Minh") from None
+    return value
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RoomEnroll(_Body):
+    id: RoomId
+    name: str = Field(min_length=1, max_length=200, examples=["Tổ dân phố 1"])
+    group: RoomGroup
+
+
+class RoomPatch(_Body):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    group: RoomGroup | None = None
+
+
+class RoomOut(BaseModel):
+    id: str
+    name: str
+    group: str
+    enrolled_at: datetime
+    token_issued_at: datetime
+    last_seen: datetime | None
+    agent_version: str | None
+    devices: dict[str, bool]
+    up: bool = False
+    meeting: int | None = Field(default=None, description="meeting the room is in now")
+
+
+class RoomWithToken(RoomOut):
+    token: str = Field(description="shown once: store it in the room agent's token file")
+
+
+class MeetingFields(_Body):
+    title: str = Field(min_length=1, max_length=200, examples=["Giao ban tuần"])
+    chair_room: RoomId = Field(examples=["ubnd"])
+    invited_rooms: list[RoomId] = Field(default_factory=list, max_length=500)
+    invited_groups: list[RoomGroup] = Field(default_factory=list)
+    start: datetime = Field(description="first start; without an offset it is read in `timezone`")
+    duration_seconds: int = Field(ge=10, le=24 * 3600)
+    rrule: str | None = Field(
+        default=None,
+        max_length=500,
+        description="RFC 5545 recurrence without DTSTART, e.g. FREQ=WEEKLY;BYDAY=MO",
+        examples=["FREQ=WEEKLY;BYDAY=MO"],
+    )
+    timezone: Annotated[str, AfterValidator(_zone)] = "Asia/Ho_Chi_Minh"
+    mode: MeetingMode = "presentation"
+
+
+class MeetingCreate(MeetingFields):
+    @model_validator(mode="after")
+    def _someone_invited(self) -> MeetingCreate:
+        if not self.invited_rooms and not self.invited_groups:
+            raise ValueError("invite at least one room or group (invited_rooms / invited_groups)")
+        return self
+
+
+class MeetingPatch(_Body):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    chair_room: RoomId | None = None
+    invited_rooms: list[RoomId] | None = None
+    invited_groups: list[RoomGroup] | None = None
+    start: datetime | None = None
+    duration_seconds: int | None = Field(default=None, ge=10, le=24 * 3600)
+    rrule: str | None = None
+    timezone: Annotated[str, AfterValidator(_zone)] | None = None
+    mode: MeetingMode | None = None
+
+
+class Running(BaseModel):
+    occurrence: int
+    started_at: datetime
+    ends_at: datetime
+    floor: str | None
+    joined: list[str]
+    missing: list[str]
+
+
+class MeetingOut(BaseModel):
+    id: int
+    title: str
+    chair_room: str
+    invited_rooms: list[str]
+    invited_groups: list[str]
+    start: datetime
+    duration_seconds: int
+    rrule: str | None
+    timezone: str
+    mode: str
+    expected_rooms: list[str]
+    next_start: datetime | None
+    running: Running | None = None
+
+
+class FloorRequest(_Body):
+    room: RoomId
+
+
+class FloorOut(BaseModel):
+    meeting: int
+    floor: str | None
+
+
+class AttendanceOut(BaseModel):
+    room: str
+    joined_at: datetime
+    left_at: datetime | None
+    left_reason: str | None
+
+
+class OccurrenceOut(BaseModel):
+    id: int
+    scheduled_start: datetime
+    started_at: datetime
+    ends_at: datetime
+    ended_at: datetime | None
+    floor: str | None
+    attendance: list[AttendanceOut]

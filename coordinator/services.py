@@ -1,0 +1,39 @@
+"""The coordinator's long-lived parts, built once at start and shared by the routers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from coordinator.attendance import AttendanceBook
+from coordinator.hub import Hub
+from coordinator.meetings import Schedule
+from coordinator.metrics import ControlMetrics
+from coordinator.registry import Registry
+from coordinator.scheduler import Scheduler
+from coordinator.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    registry: Registry
+    schedule: Schedule
+    book: AttendanceBook
+    hub: Hub
+    scheduler: Scheduler
+    collectors: CollectorRegistry
+    control_metrics: ControlMetrics
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+Svc = Annotated[Services, Depends(_services)]

@@ -1,0 +1,51 @@
+"""Coordinator settings, from PHONGHOP_* environment variables or a .env file."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PHONGHOP_", env_file=None, extra="ignore")
+
+    data_dir: Path = Path("/var/lib/phonghop")
+    # sqlite:///path or postgresql+psycopg://user@host/db; empty means <data_dir>/coordinator.db
+    database_url: str = ""
+    # File holding the operator's bearer token; created with a fresh token if missing.
+    operator_token_file: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    timezone: str = "Asia/Ho_Chi_Minh"
+    heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
+    missed_heartbeats: int = Field(default=3, ge=1, le=100)
+    scheduler_tick: float = Field(default=1.0, gt=0, le=60)
+    # Control messages larger than this are refused with an error (SDP fits easily).
+    max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    log_level: str = "INFO"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def heartbeat_timeout(self) -> float:
+        return self.heartbeat_interval * self.missed_heartbeats
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'coordinator.db'}"
+
+    @property
+    def resolved_operator_token_file(self) -> Path:
+        return self.operator_token_file or self.data_dir / "operator.token"

@@ -1,0 +1,1 @@
+"""The room agent: keeps the room connected to the coordinator and does its duty."""

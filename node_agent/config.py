@@ -1,0 +1,87 @@
+"""The agent's TOML config (written by the node_agent Ansible role)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from phonghop.identity import ROOM_ID_HINT, is_valid_room_id
+from phonghop.protocol import DeviceName
+
+
+class ConfigError(Exception):
+    """The config cannot be used; the message says which key and how to fix it."""
+
+
+class TestSource(BaseModel):
+    """The synthetic room used by the demo and the tests instead of real devices."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    # Devices to report as missing, to exercise monitoring without unplugging anything.
+    missing_devices: list[DeviceName] = Field(default_factory=list)
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    room: str
+    coordinator_url: str = Field(description="http(s)://host:port of the coordinator")
+    token_file: Path
+    ca_file: Path | None = Field(default=None, description="CA bundle for a lab coordinator's TLS")
+    heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
+    reconnect_initial_delay: float = Field(default=1.0, ge=0, le=60)
+    reconnect_max_delay: float = Field(default=30.0, gt=0, le=600)
+    log_level: str = "INFO"
+    test_source: TestSource = Field(default_factory=TestSource)
+
+    @field_validator("room")
+    @classmethod
+    def _room_id(cls, value: str) -> str:
+        if not is_valid_room_id(value):
+            raise ValueError(f"{value!r} is not a room id: {ROOM_ID_HINT}")
+        return value
+
+    @field_validator("coordinator_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL, e.g. https://phonghop.example:8443")
+        return value.rstrip("/")
+
+    @property
+    def control_url(self) -> str:
+        parts = urlsplit(self.coordinator_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        path = f"{parts.path}/api/v1/rooms/{self.room}/control"
+        return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+    def read_token(self) -> str:
+        try:
+            token = self.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the room token from {self.token_file} ({exc.strerror}); "
+                "enroll the room (or re-issue its token) and write the token there"
+            ) from exc
+        if not token:
+            raise ConfigError(f"the token file {self.token_file} is empty; re-issue the room's token")
+        return token
+
+
+def load_config(path: Path) -> AgentConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
+        raise ConfigError(f"config {path}: {problems}") from exc

@@ -1,0 +1,193 @@
+"""The control channel to the coordinator: dial out, say hello, heartbeat, obey.
+
+Reconnection (capped exponential back-off with jitter) is websockets' own
+``async for ... in connect()``; this module only decides what is worth
+retrying and what to tell the technician in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+from collections.abc import Generator
+from functools import partial
+
+from pydantic import ValidationError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import backoff
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from node_agent.config import AgentConfig, ConfigError
+from node_agent.room import Room
+from phonghop import __version__
+from phonghop.protocol import (
+    DEVICE_NAMES,
+    Ack,
+    Command,
+    Error,
+    Floor,
+    Heartbeat,
+    Hello,
+    Welcome,
+    coordinator_message,
+    explain,
+)
+
+log = logging.getLogger(__name__)
+
+CLOSE_REPLACED = 4000
+
+
+def _retryable(exc: Exception) -> Exception | None:
+    """Network trouble and server errors are retried; a refusal (4xx) is not."""
+    if isinstance(exc, InvalidStatus) and exc.response.status_code < 500:
+        return exc
+    if isinstance(exc, (OSError, TimeoutError, InvalidStatus, ConnectionClosed)):
+        return None
+    if exc.__class__.__module__.startswith("websockets"):
+        return None
+    return exc
+
+
+def refusal_reason(exc: InvalidStatus) -> str:
+    """The coordinator's own words for a refused connection, if it sent any."""
+    try:
+        return str(json.loads(exc.response.body or b"")["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {exc.response.status_code}"
+
+
+class ControlClient:
+    def __init__(self, config: AgentConfig, room: Room) -> None:
+        self.config = config
+        self.room = room
+        self.heartbeat_interval = config.heartbeat_interval
+
+    def devices(self) -> dict[str, bool]:
+        missing = set(self.config.test_source.missing_devices)
+        return {name: name not in missing for name in DEVICE_NAMES}
+
+    def _delays(self) -> Generator[float]:
+        return backoff(
+            initial_delay=self.config.reconnect_initial_delay,
+            min_delay=min(0.5, self.config.reconnect_max_delay),
+            max_delay=self.config.reconnect_max_delay,
+        )
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        if not self.config.control_url.startswith("wss:"):
+            return None
+        return ssl.create_default_context(cafile=str(self.config.ca_file) if self.config.ca_file else None)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected until ``stop`` is set."""
+        while not stop.is_set():
+            pause = await self._connect_once(stop)
+            if pause:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=pause)
+
+    async def _connect_once(self, stop: asyncio.Event) -> float:
+        """One connection, retried until it opens; returns how long to wait before the next."""
+        try:
+            token = self.config.read_token()
+        except ConfigError as exc:
+            log.error("%s", exc)
+            return self.config.reconnect_max_delay
+        dial = connect(
+            self.config.control_url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            process_exception=_retryable,
+            reconnect_delays=partial(self._delays),
+            ssl=self._ssl(),
+            open_timeout=10,
+            max_size=1024 * 1024,
+            user_agent_header=f"phonghop-agent/{__version__}",
+        )
+        try:
+            async for websocket in dial:
+                return await self._session(websocket, stop)
+        except InvalidStatus as exc:
+            log.error("coordinator refused the connection: %s", refusal_reason(exc))
+            return self.config.reconnect_max_delay
+        return 0.0
+
+    async def _session(self, websocket: ClientConnection, stop: asyncio.Event) -> float:
+        log.info("control channel open to %s", self.config.control_url)
+        self.room.connected = True
+        await websocket.send(
+            Hello(version=__version__, capabilities=["control"], devices=self.devices()).model_dump_json()
+        )
+        heartbeats = asyncio.create_task(self._heartbeats(websocket), name="heartbeats")
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        reader = asyncio.create_task(self._read(websocket), name="reader")
+        try:
+            await asyncio.wait({stopper, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.room.connected = False
+            for task in (heartbeats, stopper, reader):
+                task.cancel()
+            await websocket.close(code=1000, reason="agent stopping" if stop.is_set() else "")
+        code, reason = websocket.close_code, websocket.close_reason
+        if stop.is_set():
+            return 0.0
+        log.warning("control channel closed (code %s%s)", code, f": {reason}" if reason else "")
+        if code == CLOSE_REPLACED and "token" not in (reason or ""):
+            log.error(
+                "another agent connected as room %s; is the same config on two laptops?",
+                self.room.room_id,
+            )
+            return self.config.reconnect_max_delay
+        return 0.0
+
+    async def _heartbeats(self, websocket: ClientConnection) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            await websocket.send(Heartbeat(devices=self.devices()).model_dump_json())
+
+    async def _read(self, websocket: ClientConnection) -> None:
+        try:
+            async for raw in websocket:
+                try:
+                    message = coordinator_message.validate_json(raw)
+                except ValidationError as exc:
+                    log.warning("ignoring a message the coordinator sent: %s", explain(exc))
+                    continue
+                await self._handle(websocket, message)
+        except ConnectionClosed:
+            pass
+
+    async def _handle(self, websocket: ClientConnection, message: Welcome | Command | Floor | Error) -> None:
+        if isinstance(message, Welcome):
+            self.heartbeat_interval = min(self.config.heartbeat_interval, message.heartbeat_interval)
+            log.info(
+                "coordinator welcomes room %s; heartbeat every %.1f s",
+                message.room,
+                self.heartbeat_interval,
+            )
+        elif isinstance(message, Command):
+            ack = await self._obey(message)
+            await websocket.send(ack.model_dump_json())
+        elif isinstance(message, Floor):
+            self.room.set_floor(message.meeting, message.room)
+        else:
+            log.warning("coordinator reports an error (%s): %s", message.code, message.message)
+
+    async def _obey(self, command: Command) -> Ack:
+        log.info("command %s: %s", command.id, command.action)
+        if command.action == "join":
+            if command.meeting is None:
+                return Ack(command_id=command.id, ok=False, detail="join without a meeting")
+            await self.room.join(command.meeting)
+        elif command.action == "leave":
+            await self.room.leave()
+        else:
+            return Ack(
+                command_id=command.id,
+                ok=False,
+                detail=f"this agent version cannot {command.action} yet",
+            )
+        return Ack(command_id=command.id)

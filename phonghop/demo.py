@@ -1,0 +1,189 @@
+"""The demo commune: a coordinator and simulated rooms on this machine.
+
+Every part is the real program in its own process, talking over real
+sockets; only the rooms' cameras and microphones are test sources.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from phonghop.identity import DEFAULT_INVENTORY, RoomIdentity, load_rooms
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rooms", type=int, default=0, help="how many rooms (default: all in the inventory)")
+    parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: Ctrl-C)")
+    parser.add_argument("--port", type=int, default=8080, help="coordinator port on 127.0.0.1 (default 8080)")
+    parser.add_argument("--data-dir", type=Path, help="keep state here (default: a new temporary folder)")
+    parser.add_argument("--start-in", type=float, default=10, help="seconds until the demo meeting starts")
+    parser.add_argument("--meeting-minutes", type=float, default=60, help="length of the demo meeting")
+    parser.add_argument("--inventory", type=Path, default=DEFAULT_INVENTORY, help="inventory that names the rooms")
+
+
+class Commune:
+    """The processes of the demo and how to reach them."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.base = f"http://127.0.0.1:{port}"
+        self.port = port
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def _spawn(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, *args], stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
+        self.processes.append(proc)
+        return proc
+
+    def start_coordinator(self) -> None:
+        self._spawn(
+            ["-m", "coordinator", "--port", str(self.port)],
+            self.data_dir / "coordinator.log",
+            {"PHONGHOP_DATA_DIR": str(self.data_dir), "PHONGHOP_HEARTBEAT_INTERVAL": "2"},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.processes[0].poll() is not None:
+                raise SystemExit(f"the coordinator exited; see {self.data_dir / 'coordinator.log'}")
+            try:
+                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"the coordinator did not become ready in 30 s; see {self.data_dir / 'coordinator.log'}")
+
+    def operator(self) -> httpx.Client:
+        token = (self.data_dir / "operator.token").read_text().strip()
+        return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+    def enroll(self, api: httpx.Client, room: RoomIdentity) -> Path:
+        """Enroll the room (or re-issue its token) and write its agent config."""
+        response = api.post("/api/v1/rooms", json={"id": room.id, "name": room.name, "group": room.group})
+        if response.status_code == 409:
+            response = api.post(f"/api/v1/rooms/{room.id}/token")
+        response.raise_for_status()
+        folder = self.data_dir / "rooms" / room.id
+        folder.mkdir(parents=True, exist_ok=True)
+        token_file = folder / "room.token"
+        token_file.write_text(response.json()["token"] + "\n")
+        token_file.chmod(0o600)
+        config = folder / "agent.toml"
+        config.write_text(
+            f'room = "{room.id}"\n'
+            f'coordinator_url = "{self.base}"\n'
+            f'token_file = "{token_file}"\n'
+            "heartbeat_interval = 2.0\n"
+            "reconnect_max_delay = 3.0\n"
+        )
+        return config
+
+    def start_agent(self, room: RoomIdentity, config: Path) -> None:
+        self._spawn(["-m", "node_agent", "run", "--config", str(config)], config.parent / "agent.log")
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.processes:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextmanager
+def _interrupts_as_exit() -> Iterator[None]:
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(args: argparse.Namespace) -> int:
+    rooms = load_rooms(args.inventory)
+    if args.rooms:
+        rooms = rooms[: args.rooms]
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="phonghop-demo-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    commune = Commune(data_dir.resolve(), args.port)
+    print(f"Thư mục dữ liệu: {commune.data_dir}", flush=True)
+    with _interrupts_as_exit():
+        try:
+            commune.start_coordinator()
+            with commune.operator() as api:
+                for room in rooms:
+                    commune.start_agent(room, commune.enroll(api, room))
+                start = datetime.now(UTC) + timedelta(seconds=args.start_in)
+                meeting = api.post(
+                    "/api/v1/meetings",
+                    json={
+                        "title": "Giao ban tuần (trình diễn)",
+                        "chair_room": rooms[0].id,
+                        "invited_rooms": [r.id for r in rooms],
+                        "start": start.isoformat(),
+                        "duration_seconds": int(args.meeting_minutes * 60),
+                    },
+                )
+                meeting.raise_for_status()
+                meeting_id = meeting.json()["id"]
+                _print_addresses(commune, len(rooms), meeting_id, args.start_in)
+                _watch(api, meeting_id, len(rooms), args.duration)
+        except KeyboardInterrupt:
+            print("\nDừng trình diễn...", flush=True)
+        finally:
+            commune.stop()
+    return 0
+
+
+def _print_addresses(commune: Commune, room_count: int, meeting_id: int, start_in: float) -> None:
+    base = commune.base
+    print(f"{room_count} phòng họp mô phỏng đang kết nối; cuộc họp {meeting_id} bắt đầu sau {start_in:.0f} giây.")
+    print("Địa chỉ:")
+    for url in (
+        f"{base}/docs",
+        f"{base}/metrics",
+        f"{base}/api/v1/rooms",
+        f"{base}/api/v1/meetings/{meeting_id}",
+        f"{base}/api/v1/meetings/calendar.ics",
+    ):
+        print(url)
+    print(f"Mã quản trị (operator token): {commune.data_dir / 'operator.token'}")
+    print("Nhấn Ctrl-C để dừng.", flush=True)
+
+
+def _watch(api: httpx.Client, meeting_id: int, room_count: int, duration: float) -> None:
+    """Print the meeting's attendance whenever it changes, until the duration runs out."""
+    deadline = time.monotonic() + duration if duration else float("inf")
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            running = api.get(f"/api/v1/meetings/{meeting_id}").json().get("running")
+            up = sum(1 for room in api.get("/api/v1/rooms").json() if room["up"])
+        except (httpx.HTTPError, ValueError):
+            line = "Không liên lạc được với máy chủ điều phối"
+        else:
+            joined = len(running["joined"]) if running else 0
+            state = f"đang họp: {joined}/{room_count} phòng" if running else "chưa bắt đầu"
+            line = f"Phòng trực tuyến: {up}/{room_count}; cuộc họp {meeting_id} {state}"
+        if line != last:
+            print(f"{datetime.now().strftime('%H:%M:%S')} {line}", flush=True)
+            last = line
+        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))

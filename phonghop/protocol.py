@@ -1,0 +1,106 @@
+"""Messages on the control channel between a room agent and the coordinator.
+
+One JSON object per WebSocket text message, discriminated by ``type``. Both
+sides validate with these models, so a malformed message is rejected with a
+message that names the field, instead of failing somewhere deeper.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+DeviceName = Literal["camera", "microphone", "speaker", "display"]
+DEVICE_NAMES: tuple[DeviceName, ...] = ("camera", "microphone", "speaker", "display")
+Action = Literal["join", "leave", "run_check", "reload_config"]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- agent -> coordinator -------------------------------------------------
+
+
+class Hello(_Message):
+    type: Literal["hello"] = "hello"
+    version: str = Field(min_length=1, max_length=64)
+    capabilities: list[str] = Field(default_factory=list, max_length=32)
+    devices: dict[DeviceName, bool] = Field(default_factory=dict)
+
+
+class Heartbeat(_Message):
+    type: Literal["heartbeat"] = "heartbeat"
+    devices: dict[DeviceName, bool] | None = None
+
+
+class Ack(_Message):
+    type: Literal["ack"] = "ack"
+    command_id: str = Field(min_length=1, max_length=64)
+    ok: bool = True
+    detail: str = Field(default="", max_length=2000)
+
+
+AgentMessage = Annotated[Hello | Heartbeat | Ack, Field(discriminator="type")]
+
+
+# --- coordinator -> agent -------------------------------------------------
+
+
+class MeetingRef(_Message):
+    """What a room needs to know about the meeting it is told to join."""
+
+    id: int
+    occurrence: int
+    title: str
+    chair: str
+    mode: str
+
+
+class Welcome(_Message):
+    type: Literal["welcome"] = "welcome"
+    room: str
+    heartbeat_interval: float
+
+
+class Command(_Message):
+    type: Literal["command"] = "command"
+    id: str
+    action: Action
+    meeting: MeetingRef | None = None
+
+
+class Floor(_Message):
+    type: Literal["floor"] = "floor"
+    meeting: int
+    room: str | None
+
+
+class Error(_Message):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+
+
+CoordinatorMessage = Annotated[Welcome | Command | Floor | Error, Field(discriminator="type")]
+
+agent_message: TypeAdapter[Hello | Heartbeat | Ack] = TypeAdapter(AgentMessage)
+coordinator_message: TypeAdapter[Welcome | Command | Floor | Error] = TypeAdapter(CoordinatorMessage)
+
+
+def explain(error: ValidationError) -> str:
+    """One line a person can act on, from pydantic's structured errors."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "message"
+        if item["type"] == "union_tag_invalid":
+            ctx = item.get("ctx", {})
+            parts.append(f"unknown message type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}")
+        elif item["type"] == "union_tag_not_found":
+            parts.append("the message has no 'type' field")
+        elif item["type"] == "json_invalid":
+            parts.append(f"malformed JSON: {item['msg']}")
+        else:
+            parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
