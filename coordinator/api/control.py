@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from coordinator.errors import error_body
-from coordinator.hub import Connection
+from coordinator.hub import CLOSE_RESTART, Connection
 from coordinator.services import Services
 from phonghop.protocol import Error, agent_message, explain
 
@@ -78,7 +78,8 @@ async def control_channel(websocket: WebSocket, room_id: str) -> None:
             event = await websocket.receive()
             if event["type"] == "websocket.disconnect":
                 code = event.get("code")
-                reason = f"agent disconnected (code {code})"
+                # 1012 is the server's own "service restart", sent to every socket as it stops.
+                reason = "coordinator stopped" if code == CLOSE_RESTART else f"agent disconnected (code {code})"
                 break
             text = event.get("text")
             problem: tuple[str, str] | None = None

@@ -1,0 +1,167 @@
+"""Real processes for the tests: a coordinator and room agents on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FAST = {
+    "PHONGHOP_HEARTBEAT_INTERVAL": "0.5",
+    "PHONGHOP_MISSED_HEARTBEATS": "3",
+    "PHONGHOP_SCHEDULER_TICK": "0.2",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll until ``predicate`` returns something truthy; fail with ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (httpx.HTTPError, OSError) as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last_error})")
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse_metrics(text: str) -> Samples:
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+class Coordinator:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **FAST, "PHONGHOP_DATA_DIR": str(data_dir), **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir / "coordinator.log"
+
+    def start(self) -> Coordinator:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "coordinator", "--port", str(self.port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=ROOT,
+            )
+        wait_for(self._ready, 30, f"the coordinator on {self.url} to be ready")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"coordinator exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+        return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    @property
+    def operator_token(self) -> str:
+        return (self.data_dir / "operator.token").read_text().strip()
+
+    def api(self, token: str | None = "operator") -> httpx.Client:
+        headers = {}
+        if token == "operator":
+            headers["Authorization"] = f"Bearer {self.operator_token}"
+        elif token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+
+    def enroll(self, room_id: str, group: str = "residential_group", name: str | None = None) -> str:
+        with self.api() as api:
+            response = api.post("/api/v1/rooms", json={"id": room_id, "name": name or room_id, "group": group})
+            assert response.status_code == 201, response.text
+            return str(response.json()["token"])
+
+    def metrics(self) -> Samples:
+        return parse_metrics(httpx.get(f"{self.url}/metrics", timeout=5).text)
+
+    def ws_url(self, room_id: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/api/v1/rooms/{room_id}/control"
+
+
+class Agent:
+    def __init__(self, coordinator: Coordinator, room_id: str, token: str, folder: Path, extra: str = "") -> None:
+        self.room_id = room_id
+        folder.mkdir(parents=True, exist_ok=True)
+        self.token_file = folder / "room.token"
+        self.token_file.write_text(token + "\n")
+        self.config = folder / "agent.toml"
+        self.config.write_text(
+            f'room = "{room_id}"\n'
+            f'coordinator_url = "{coordinator.url}"\n'
+            f'token_file = "{self.token_file}"\n'
+            "heartbeat_interval = 0.5\n"
+            "reconnect_initial_delay = 0.3\n"
+            "reconnect_max_delay = 1.0\n" + extra
+        )
+        self.log = folder / "agent.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Agent:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "node_agent", "run", "--config", str(self.config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        return self
+
+    def send(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode

@@ -1,0 +1,153 @@
+"""Scheduled meetings start by themselves and rooms follow: real agents, real faults."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from tests.harness import Agent, Coordinator, Samples, sample, wait_for
+
+ROOMS = {"ubnd": "hall", "tdp-01": "residential_group", "th-phong-son": "school"}
+
+
+def _schedule(coordinator: Coordinator, start_in: float, minutes: float = 10) -> int:
+    with coordinator.api() as api:
+        response = api.post(
+            "/api/v1/meetings",
+            json={
+                "title": "Giao ban tuần",
+                "chair_room": "ubnd",
+                "invited_rooms": ["tdp-01"],
+                "invited_groups": ["school"],
+                "start": (datetime.now(UTC) + timedelta(seconds=start_in)).isoformat(),
+                "duration_seconds": int(minutes * 60),
+            },
+        )
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+def _in_meeting(coordinator: Coordinator, room: str, meeting: int) -> bool:
+    return sample(coordinator.metrics(), "phonghop_room_in_meeting", room=room, meeting=str(meeting)) == 1
+
+
+def _up(metrics: Samples, room: str) -> float | None:
+    return sample(metrics, "phonghop_room_up", room=room, group=ROOMS[room])
+
+
+def _start_rooms(start_agent: Callable[..., Agent]) -> dict[str, Agent]:
+    agents = {room: start_agent(room, group) for room, group in ROOMS.items() if room != "th-phong-son"}
+    agents["th-phong-son"] = start_agent(
+        "th-phong-son", "school", '[test_source]\nmissing_devices = ["camera"]\n'
+    )
+    return agents
+
+
+def test_scheduled_meeting_starts_and_metrics_tell_the_truth(
+    coordinator: Coordinator, start_agent: Callable[..., Agent]
+) -> None:
+    _start_rooms(start_agent)
+    meeting = _schedule(coordinator, start_in=3, minutes=10)
+    before = coordinator.metrics()
+    assert sample(before, "phonghop_meeting_active", meeting=str(meeting)) == 0
+    assert sample(before, "phonghop_meeting_next_start_timestamp_seconds", meeting=str(meeting)) > time.time()
+
+    for room in ROOMS:
+        wait_for(lambda room=room: _in_meeting(coordinator, room, meeting), 20, f"{room} in meeting {meeting}")
+    metrics = coordinator.metrics()
+    assert sample(metrics, "phonghop_meeting_active", meeting=str(meeting)) == 1
+    assert sample(metrics, "phonghop_meeting_expected_rooms", meeting=str(meeting)) == 3
+    assert sample(metrics, "phonghop_meeting_info", meeting=str(meeting), title="Giao ban tuần", chair="ubnd") == 1
+    for room in ROOMS:
+        assert _up(metrics, room) == 1
+        assert sample(metrics, "phonghop_agent_info", room=room, version="0.1.0") == 1
+        seen = sample(metrics, "phonghop_room_last_seen_timestamp_seconds", room=room)
+        assert seen is not None and time.time() - seen < 5
+        assert sample(metrics, "phonghop_room_device_ok", room=room, device="microphone") == 1
+    assert sample(metrics, "phonghop_room_device_ok", room="tdp-01", device="camera") == 1
+    assert sample(metrics, "phonghop_room_device_ok", room="th-phong-son", device="camera") == 0
+
+    with coordinator.api() as api:
+        running = api.get(f"/api/v1/meetings/{meeting}").json()["running"]
+        assert running["joined"] == sorted(ROOMS) and running["missing"] == []
+        assert api.get("/api/v1/rooms/tdp-01").json()["meeting"] == meeting
+        api.post(f"/api/v1/meetings/{meeting}/end").raise_for_status()
+    wait_for(lambda: not _in_meeting(coordinator, "tdp-01", meeting), 5, "the room to leave")
+    after = coordinator.metrics()
+    assert sample(after, "phonghop_room_in_meeting", room="tdp-01", meeting=str(meeting)) is None
+    assert _up(after, "tdp-01") == 1
+
+
+def test_killed_agent_goes_down_and_rejoins(coordinator: Coordinator, start_agent: Callable[..., Agent]) -> None:
+    agents = _start_rooms(start_agent)
+    meeting = _schedule(coordinator, start_in=1)
+    wait_for(lambda: _in_meeting(coordinator, "tdp-01", meeting), 20, "tdp-01 in the meeting")
+
+    agents["tdp-01"].stop(signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(lambda: _up(coordinator.metrics(), "tdp-01") == 0, 5, "tdp-01 down")
+    assert time.monotonic() - killed < 1.5 + 1.0  # 3 missed heartbeats of 0.5 s, plus a tick
+    assert not _in_meeting(coordinator, "tdp-01", meeting)
+    assert _up(coordinator.metrics(), "ubnd") == 1
+
+    agents["tdp-01"].start()
+    wait_for(lambda: _in_meeting(coordinator, "tdp-01", meeting), 10, "tdp-01 back in the meeting")
+    with coordinator.api() as api:
+        history = api.get(f"/api/v1/meetings/{meeting}/occurrences").json()
+    stays = [a for a in history[0]["attendance"] if a["room"] == "tdp-01"]
+    assert len(stays) == 2
+    assert stays[0]["left_at"] is not None and stays[1]["left_at"] is None
+
+
+def test_frozen_agent_misses_heartbeats_and_recovers(
+    coordinator: Coordinator, start_agent: Callable[..., Agent]
+) -> None:
+    """A hung laptop keeps its TCP connection open: only heartbeats tell."""
+    agent = start_agent("tdp-01")
+    wait_for(lambda: _up(coordinator.metrics(), "tdp-01") == 1, 15, "tdp-01 up")
+    agent.send(signal.SIGSTOP)
+    wait_for(lambda: _up(coordinator.metrics(), "tdp-01") == 0, 5, "tdp-01 down while frozen")
+    wait_for(lambda: "no heartbeat for" in coordinator.log.read_text(), 5, "the coordinator to drop the silent room")
+    agent.send(signal.SIGCONT)
+    wait_for(lambda: _up(coordinator.metrics(), "tdp-01") == 1, 10, "tdp-01 up after thawing")
+
+
+def test_coordinator_restart_mid_meeting_loses_nothing(
+    coordinator: Coordinator, start_agent: Callable[..., Agent]
+) -> None:
+    _start_rooms(start_agent)
+    meeting = _schedule(coordinator, start_in=1)
+    for room in ROOMS:
+        wait_for(lambda room=room: _in_meeting(coordinator, room, meeting), 20, f"{room} in the meeting")
+    with coordinator.api() as api:
+        api.put(f"/api/v1/meetings/{meeting}/floor", json={"room": "tdp-01"}).raise_for_status()
+        schedule_before = api.get("/api/v1/meetings").json()
+        occurrence_before = api.get(f"/api/v1/meetings/{meeting}/occurrences").json()
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        coordinator.stop(sig)
+        restarted = time.monotonic()
+        coordinator.start()
+        for room in ROOMS:
+            wait_for(lambda room=room: _in_meeting(coordinator, room, meeting), 10, f"{room} back after {sig!r}")
+        assert time.monotonic() - restarted < 10
+
+    with coordinator.api() as api:
+        schedule_after = api.get("/api/v1/meetings").json()
+        occurrences = api.get(f"/api/v1/meetings/{meeting}/occurrences").json()
+    strip = [{k: v for k, v in m.items() if k not in ("running", "next_start")} for m in schedule_before]
+    assert strip == [{k: v for k, v in m.items() if k not in ("running", "next_start")} for m in schedule_after]
+    assert len(occurrences) == 1 and occurrences[0]["id"] == occurrence_before[0]["id"]
+    assert occurrences[0]["floor"] == "tdp-01" and occurrences[0]["ended_at"] is None
+    by_room: dict[str, list[dict[str, str]]] = {}
+    for stay in occurrences[0]["attendance"]:
+        by_room.setdefault(stay["room"], []).append(stay)
+    for room in ROOMS:
+        stays = by_room[room]
+        assert len(stays) == 3, stays  # before, between and after the two restarts
+        assert [s["left_reason"] for s in stays[:2]] == ["coordinator stopped", "coordinator restarted"]
+        assert stays[2]["left_at"] is None
+        old_stay = next(s for s in occurrence_before[0]["attendance"] if s["room"] == room)
+        assert stays[0]["joined_at"] == old_stay["joined_at"]
