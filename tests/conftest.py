@@ -7,14 +7,27 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import Agent, Coordinator
+from tests.postgres import PostgresServer
+
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
-from tests.harness import Agent, Coordinator
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    server = PostgresServer(tmp_path_factory.mktemp("postgres")).start()
+    yield server
+    server.stop()
 
 
-@pytest.fixture
-def coordinator(tmp_path: Path) -> Iterator[Coordinator]:
-    coord = Coordinator(tmp_path / "coordinator").start()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def coordinator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Coordinator]:
+    """A coordinator process on each database backend the project supports."""
+    env = {}
+    if request.param == "postgresql":
+        env["PHONGHOP_DATABASE_URL"] = request.getfixturevalue("postgres").new_database()
+    coord = Coordinator(tmp_path / "coordinator", env).start()
+    coord.backend = request.param
     yield coord
     coord.stop()
 

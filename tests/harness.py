@@ -68,6 +68,7 @@ class Coordinator:
         self.env = {**os.environ, **FAST, "PHONGHOP_DATA_DIR": str(data_dir), **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "coordinator.log"
+        self.backend = "sqlite"
 
     def start(self) -> Coordinator:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -32,13 +32,17 @@ async def test_impostors_are_refused_with_a_reason(coordinator: Coordinator) -> 
     token_a = coordinator.enroll("tdp-01")
     coordinator.enroll("tdp-02")
     status, message = await _refusal(coordinator.ws_url("tdp-01"), None)
-    assert status == 401 and "Authorization: Bearer" in message
+    assert status == 401
+    assert "Authorization: Bearer" in message
     status, message = await _refusal(coordinator.ws_url("tdp-01"), "forged-token")
-    assert status == 401 and "re-issue" in message
+    assert status == 401
+    assert "re-issue" in message
     status, message = await _refusal(coordinator.ws_url("tdp-02"), token_a)
-    assert status == 403 and "belongs to room tdp-01" in message
+    assert status == 403
+    assert "belongs to room tdp-01" in message
     status, message = await _refusal(coordinator.ws_url("tdp-77"), "whatever")
-    assert status == 404 and "not enrolled" in message
+    assert status == 404
+    assert "not enrolled" in message
     metrics = coordinator.metrics()
     assert sample(metrics, "phonghop_control_rejected_total", reason="wrong_room") == 1
     assert sample(metrics, "phonghop_room_up", room="tdp-02", group="residential_group") == 0
@@ -48,7 +52,11 @@ async def test_garbage_gets_an_error_and_the_room_stays(
     coordinator: Coordinator, start_agent: Callable[..., Agent]
 ) -> None:
     start_agent("tdp-09")
-    wait_for(lambda: sample(coordinator.metrics(), "phonghop_room_up", room="tdp-09", group="residential_group"), 15, "tdp-09 up")
+    wait_for(
+        lambda: sample(coordinator.metrics(), "phonghop_room_up", room="tdp-09", group="residential_group"),
+        15,
+        "tdp-09 up",
+    )
     neighbour_connects = sample(coordinator.metrics(), "phonghop_room_connections_total", room="tdp-09")
 
     token = coordinator.enroll("tdp-01")
@@ -68,7 +76,8 @@ async def test_garbage_gets_an_error_and_the_room_stays(
         for raw, fragment in garbage.items():
             await ws.send(raw)
             reply = await _reply(ws)
-            assert reply["type"] == "error" and fragment in str(reply["message"]), (raw[:40], reply)
+            assert reply["type"] == "error", reply
+            assert fragment in str(reply["message"]), (raw[:40], reply)
         await ws.send(b"\x00\x01binary")
         assert "binary frames" in str((await _reply(ws))["message"])
         await ws.send('{"type": "heartbeat"}')
@@ -94,7 +103,8 @@ async def test_second_connection_replaces_the_first(coordinator: Coordinator) ->
             await _reply(second)
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(first.recv(), timeout=5)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4000
             await second.send('{"type": "heartbeat"}')
             await asyncio.sleep(0.3)
             assert sample(coordinator.metrics(), "phonghop_room_up", room="tdp-01", group="residential_group") == 1

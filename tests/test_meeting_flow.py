@@ -39,9 +39,7 @@ def _up(metrics: Samples, room: str) -> float | None:
 
 def _start_rooms(start_agent: Callable[..., Agent]) -> dict[str, Agent]:
     agents = {room: start_agent(room, group) for room, group in ROOMS.items() if room != "th-phong-son"}
-    agents["th-phong-son"] = start_agent(
-        "th-phong-son", "school", '[test_source]\nmissing_devices = ["camera"]\n'
-    )
+    agents["th-phong-son"] = start_agent("th-phong-son", "school", '[test_source]\nmissing_devices = ["camera"]\n')
     return agents
 
 
@@ -64,14 +62,16 @@ def test_scheduled_meeting_starts_and_metrics_tell_the_truth(
         assert _up(metrics, room) == 1
         assert sample(metrics, "phonghop_agent_info", room=room, version="0.1.0") == 1
         seen = sample(metrics, "phonghop_room_last_seen_timestamp_seconds", room=room)
-        assert seen is not None and time.time() - seen < 5
+        assert seen is not None
+        assert time.time() - seen < 5
         assert sample(metrics, "phonghop_room_device_ok", room=room, device="microphone") == 1
     assert sample(metrics, "phonghop_room_device_ok", room="tdp-01", device="camera") == 1
     assert sample(metrics, "phonghop_room_device_ok", room="th-phong-son", device="camera") == 0
 
     with coordinator.api() as api:
         running = api.get(f"/api/v1/meetings/{meeting}").json()["running"]
-        assert running["joined"] == sorted(ROOMS) and running["missing"] == []
+        assert running["joined"] == sorted(ROOMS)
+        assert running["missing"] == []
         assert api.get("/api/v1/rooms/tdp-01").json()["meeting"] == meeting
         api.post(f"/api/v1/meetings/{meeting}/end").raise_for_status()
     wait_for(lambda: not _in_meeting(coordinator, "tdp-01", meeting), 5, "the room to leave")
@@ -98,7 +98,8 @@ def test_killed_agent_goes_down_and_rejoins(coordinator: Coordinator, start_agen
         history = api.get(f"/api/v1/meetings/{meeting}/occurrences").json()
     stays = [a for a in history[0]["attendance"] if a["room"] == "tdp-01"]
     assert len(stays) == 2
-    assert stays[0]["left_at"] is not None and stays[1]["left_at"] is None
+    assert stays[0]["left_at"] is not None
+    assert stays[1]["left_at"] is None
 
 
 def test_frozen_agent_misses_heartbeats_and_recovers(
@@ -139,8 +140,10 @@ def test_coordinator_restart_mid_meeting_loses_nothing(
         occurrences = api.get(f"/api/v1/meetings/{meeting}/occurrences").json()
     strip = [{k: v for k, v in m.items() if k not in ("running", "next_start")} for m in schedule_before]
     assert strip == [{k: v for k, v in m.items() if k not in ("running", "next_start")} for m in schedule_after]
-    assert len(occurrences) == 1 and occurrences[0]["id"] == occurrence_before[0]["id"]
-    assert occurrences[0]["floor"] == "tdp-01" and occurrences[0]["ended_at"] is None
+    assert len(occurrences) == 1
+    assert occurrences[0]["id"] == occurrence_before[0]["id"]
+    assert occurrences[0]["floor"] == "tdp-01"
+    assert occurrences[0]["ended_at"] is None
     by_room: dict[str, list[dict[str, str]]] = {}
     for stay in occurrences[0]["attendance"]:
         by_room.setdefault(stay["room"], []).append(stay)

@@ -1,0 +1,69 @@
+"""The README's demo: the whole reference commune on this machine."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+
+from phonghop.identity import load_rooms
+from tests.harness import ROOT, free_port, parse_metrics, sample, wait_for
+
+
+def test_demo_brings_every_room_into_the_meeting(tmp_path: Path) -> None:
+    port = free_port()
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "phonghop.cli",
+            "demo",
+            "--port",
+            str(port),
+            "--duration",
+            "60",
+            "--start-in",
+            "3",
+            "--data-dir",
+            str(tmp_path / "demo"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
+    assert demo.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout or []), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any("Ctrl-C" in line for line in lines) or demo.poll() is not None, 30, "the demo to start")
+        urls = [line.strip() for line in lines if line.startswith("http://")]
+        assert f"http://127.0.0.1:{port}/metrics" in urls
+        assert f"http://127.0.0.1:{port}/docs" in urls
+        meeting = re.search(r"/api/v1/meetings/(\d+)$", "\n".join(urls), re.MULTILINE)
+        assert meeting is not None
+
+        rooms = load_rooms()
+
+        def everyone_in() -> bool:
+            metrics = parse_metrics(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+            return all(
+                sample(metrics, "phonghop_room_up", room=r.id, group=r.group) == 1
+                and sample(metrics, "phonghop_room_in_meeting", room=r.id, meeting=meeting.group(1)) == 1
+                for r in rooms
+            )
+
+        wait_for(everyone_in, 45, "all 28 rooms up and in the demo meeting", interval=1)
+        metrics = parse_metrics(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+        assert sample(metrics, "phonghop_meeting_expected_rooms", meeting=meeting.group(1)) == 28
+        wait_for(lambda: any("đang họp: 28/28 phòng" in line for line in lines), 10, "the demo to report 28/28")
+    finally:
+        demo.terminate()
+        demo.wait(timeout=30)
+        reader.join(timeout=5)
+    assert demo.returncode == 0, "".join(lines)
