@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from coordinator.attendance import AttendanceBook
 from coordinator.models import Meeting, Occurrence, utcnow
 from coordinator.registry import Registry
-from phonghop.protocol import Ack, Command, DeviceName, Floor, Heartbeat, Hello, MeetingRef, Welcome
+from phonghop.protocol import Ack, Action, Command, DeviceName, Floor, Heartbeat, Hello, MeetingRef, Welcome
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,20 @@ class ActiveMeeting:
             chair=self.chair,
             mode=self.mode,
         )
+
+
+@dataclass
+class PendingCommand:
+    """A command sent to a room and not yet acknowledged."""
+
+    room: str
+    action: Action
+    meeting_id: int | None = None
+    reply: asyncio.Future[Ack] | None = None
+
+
+class RoomOffline(Exception):
+    pass
 
 
 class Connection:
@@ -107,7 +121,7 @@ class Hub:
         self.connections: dict[str, Connection] = {}
         self.meetings: dict[int, ActiveMeeting] = {}
         self.connects_total: dict[str, int] = {}
-        self._pending: dict[str, tuple[str, int]] = {}  # command id -> (room, meeting id)
+        self._pending: dict[str, PendingCommand] = {}
         self._ids = itertools.count(1)
 
     # --- queries ------------------------------------------------------------
@@ -188,9 +202,13 @@ class Hub:
 
     async def _on_ack(self, conn: Connection, ack: Ack) -> str | None:
         pending = self._pending.pop(ack.command_id, None)
-        if pending is None or pending[0] != conn.room_id:
+        if pending is None or pending.room != conn.room_id:
             return f"no command {ack.command_id!r} is waiting for this room's acknowledgement"
-        meeting = self.meetings.get(pending[1])
+        if pending.reply is not None and not pending.reply.done():
+            pending.reply.set_result(ack)
+        if pending.action != "join":
+            return None
+        meeting = self.meetings.get(pending.meeting_id) if pending.meeting_id is not None else None
         if not ack.ok:
             log.warning("room %s: command %s failed: %s", conn.room_id, ack.command_id, ack.detail)
             return None
@@ -199,6 +217,20 @@ class Hub:
             await self.book.joined(meeting.occurrence_id, conn.room_id, utcnow())
             log.info("room %s: joined meeting %s (%s)", conn.room_id, meeting.meeting_id, meeting.title)
         return None
+
+    async def ask(self, room_id: str, action: Action, wait_seconds: float) -> Ack:
+        """Send a command that is not a duty (self-test, config reload) and wait for the answer."""
+        conn = self.connections.get(room_id)
+        if conn is None or not self.is_up(room_id):
+            raise RoomOffline(room_id)
+        command_id = f"c{next(self._ids)}"
+        reply: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        self._pending[command_id] = PendingCommand(room_id, action, reply=reply)
+        try:
+            await conn.send(Command(id=command_id, action=action))
+            return await asyncio.wait_for(reply, wait_seconds)
+        finally:
+            self._pending.pop(command_id, None)
 
     async def check_liveness(self) -> None:
         """Close connections whose heartbeats stopped; that makes the room down."""
@@ -317,7 +349,7 @@ class Hub:
             await conn.send(Command(id=command_id, action="leave"))
             return
         conn.told_meeting = duty.meeting_id
-        self._pending[command_id] = (room_id, duty.meeting_id)
+        self._pending[command_id] = PendingCommand(room_id, "join", duty.meeting_id)
         await conn.send(Command(id=command_id, action="join", meeting=duty.ref()))
         if duty.floor is not None:
             await conn.send(Floor(meeting=duty.meeting_id, room=duty.floor))
@@ -331,6 +363,7 @@ class Hub:
     async def _leave_all(self, room_id: str, reason: str) -> None:
         for meeting in self.meetings.values():
             await self._leave(meeting, room_id, reason)
-        stale = [cid for cid, (room, _) in self._pending.items() if room == room_id]
-        for cid in stale:
-            del self._pending[cid]
+        for cid in [cid for cid, pending in self._pending.items() if pending.room == room_id]:
+            reply = self._pending.pop(cid).reply
+            if reply is not None and not reply.done():
+                reply.set_result(Ack(command_id=cid, ok=False, detail=f"the room disconnected ({reason})"))

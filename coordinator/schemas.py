@@ -123,6 +123,18 @@ class MeetingOut(BaseModel):
     running: Running | None = None
 
 
+class CommandRequest(_Body):
+    action: Literal["run_check", "reload_config"]
+    timeout_seconds: float = Field(default=30, gt=0, le=300)
+
+
+class CommandResult(BaseModel):
+    room: str
+    action: str
+    ok: bool
+    detail: str
+
+
 class FloorRequest(_Body):
     room: RoomId
 

@@ -26,7 +26,7 @@ async def _run(config_path: Path) -> int:
         loop.add_signal_handler(sig, stop.set)
     room = Room(config.room)
     log.info("agent for room %s starting; coordinator %s", config.room, config.coordinator_url)
-    await ControlClient(config, room).run(stop)
+    await ControlClient(config, config_path, room).run(stop)
     log.info("agent stopped")
     return 0
 

@@ -14,13 +14,15 @@ import logging
 import ssl
 from collections.abc import Generator
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import backoff
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from node_agent.config import AgentConfig, ConfigError
+from node_agent.config import AgentConfig, ConfigError, load_config
 from node_agent.room import Room
 from phonghop import __version__
 from phonghop.protocol import (
@@ -61,8 +63,9 @@ def refusal_reason(exc: InvalidStatus) -> str:
 
 
 class ControlClient:
-    def __init__(self, config: AgentConfig, room: Room) -> None:
+    def __init__(self, config: AgentConfig, config_path: Path, room: Room) -> None:
         self.config = config
+        self.config_path = config_path
         self.room = room
         self.heartbeat_interval = config.heartbeat_interval
 
@@ -184,10 +187,35 @@ class ControlClient:
             await self.room.join(command.meeting)
         elif command.action == "leave":
             await self.room.leave()
+        elif command.action == "reload_config":
+            return Ack(command_id=command.id, **self._reload())
         else:
-            return Ack(
-                command_id=command.id,
-                ok=False,
-                detail=f"this agent version cannot {command.action} yet",
-            )
+            return Ack(command_id=command.id, **self._quick_check())
         return Ack(command_id=command.id)
+
+    def _reload(self) -> dict[str, Any]:
+        """Re-read the config file; the room id is fixed for the life of the process."""
+        try:
+            fresh = load_config(self.config_path)
+        except ConfigError as exc:
+            return {"ok": False, "detail": f"kept the old config: {exc}"}
+        if fresh.room != self.config.room:
+            return {"ok": False, "detail": f"room id changed to {fresh.room}: restart the agent to change rooms"}
+        self.config = fresh
+        self.heartbeat_interval = min(self.heartbeat_interval, fresh.heartbeat_interval)
+        log.info("config reloaded from %s", self.config_path)
+        return {"ok": True, "detail": "config reloaded"}
+
+    def _quick_check(self) -> dict[str, Any]:
+        """What can be checked from inside a connected agent: config, token, devices."""
+        results: list[tuple[str, bool]] = []
+        try:
+            load_config(self.config_path).read_token()
+            results.append(("cấu hình và mã phòng", True))
+        except ConfigError:
+            results.append(("cấu hình và mã phòng", False))
+        results.append(("kênh điều khiển", True))
+        results.extend((f"thiết bị {name}", ok) for name, ok in self.devices().items())
+        failed = [name for name, ok in results if not ok]
+        detail = "; ".join(f"{name}: {'đạt' if ok else 'LỖI'}" for name, ok in results)
+        return {"ok": not failed, "detail": detail}

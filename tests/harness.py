@@ -69,6 +69,7 @@ class Coordinator:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "coordinator.log"
         self.backend = "sqlite"
+        self.database_url = self.env.get("PHONGHOP_DATABASE_URL") or f"sqlite:///{data_dir / 'coordinator.db'}"
 
     def start(self) -> Coordinator:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,9 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from icalendar import Calendar
+from sqlalchemy import create_engine, text
 
+from coordinator.database import sync_url
 from tests.harness import Coordinator
 
 
@@ -39,10 +41,12 @@ def test_enroll_shows_the_token_once_and_stores_only_its_hash(coordinator: Coord
     assert one["up"] is False
     assert "token" not in one
     assert "token_hash" not in one
-    if coordinator.backend == "sqlite":
-        database = (coordinator.data_dir / "coordinator.db").read_bytes()
-        assert token.encode() not in database
-        assert hashlib.sha256(token.encode()).hexdigest().encode() in database
+    engine = create_engine(sync_url(coordinator.database_url))
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT * FROM rooms")).mappings().all()
+    engine.dispose()
+    assert rows[0]["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
+    assert all(token not in str(value) for value in rows[0].values())
 
 
 def test_token_reissue_and_removal(coordinator: Coordinator) -> None:

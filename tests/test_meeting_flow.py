@@ -154,3 +154,29 @@ def test_coordinator_restart_mid_meeting_loses_nothing(
         assert stays[2]["left_at"] is None
         old_stay = next(s for s in occurrence_before[0]["attendance"] if s["room"] == room)
         assert stays[0]["joined_at"] == old_stay["joined_at"]
+
+
+def test_operator_commands_reach_the_agent_and_come_back(
+    coordinator: Coordinator, start_agent: Callable[..., Agent]
+) -> None:
+    agent = start_agent("th-phong-son", "school", '[test_source]\nmissing_devices = ["camera"]\n')
+    wait_for(lambda: _up(coordinator.metrics(), "th-phong-son") == 1, 15, "th-phong-son up")
+    with coordinator.api() as api:
+        check = api.post("/api/v1/rooms/th-phong-son/commands", json={"action": "run_check"}).json()
+        assert check["ok"] is False
+        assert "thiết bị camera: LỖI" in check["detail"]
+        agent.config.write_text(agent.config.read_text().replace('"camera"', ""))
+        reload = api.post("/api/v1/rooms/th-phong-son/commands", json={"action": "reload_config"}).json()
+        assert reload["ok"] is True
+        check = api.post("/api/v1/rooms/th-phong-son/commands", json={"action": "run_check"}).json()
+        assert check["ok"] is True, check
+        wait_for(
+            lambda: sample(coordinator.metrics(), "phonghop_room_device_ok", room="th-phong-son", device="camera") == 1,
+            5,
+            "the camera to be reported back",
+        )
+        agent.stop()
+        wait_for(lambda: _up(coordinator.metrics(), "th-phong-son") == 0, 5, "th-phong-son down")
+        offline = api.post("/api/v1/rooms/th-phong-son/commands", json={"action": "run_check"})
+        assert offline.status_code == 409
+        assert "not connected" in offline.json()["error"]["message"]

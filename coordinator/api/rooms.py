@@ -6,8 +6,9 @@ from fastapi import APIRouter, status
 
 from coordinator.auth import Operator
 from coordinator.errors import ApiError
+from coordinator.hub import RoomOffline
 from coordinator.registry import RoomExists, RoomNotFound, RoomRecord
-from coordinator.schemas import RoomEnroll, RoomOut, RoomPatch, RoomWithToken
+from coordinator.schemas import CommandRequest, CommandResult, RoomEnroll, RoomOut, RoomPatch, RoomWithToken
 from coordinator.services import Services, Svc
 
 router = APIRouter(prefix="/api/v1/rooms", tags=["rooms"])
@@ -71,6 +72,21 @@ async def reissue_token(room_id: str, services: Svc) -> RoomWithToken:
     record, token = await services.registry.rotate_token(room_id)
     await services.hub.token_reissued(room_id)
     return RoomWithToken(**_out(services, record).model_dump(), token=token)
+
+
+@router.post("/{room_id}/commands", dependencies=[Operator])
+async def send_command(room_id: str, body: CommandRequest, services: Svc) -> CommandResult:
+    """Ask the room's agent to run its self-test or to re-read its config, and wait for its answer."""
+    _record(services, room_id)
+    try:
+        ack = await services.hub.ask(room_id, body.action, body.timeout_seconds)
+    except RoomOffline:
+        raise ApiError(409, "room_offline", f"room {room_id} is not connected; check its laptop and link") from None
+    except TimeoutError:
+        raise ApiError(
+            504, "no_answer", f"room {room_id} did not answer {body.action} within {body.timeout_seconds:.0f} s"
+        ) from None
+    return CommandResult(room=room_id, action=body.action, ok=ack.ok, detail=ack.detail)
 
 
 @router.delete("/{room_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Operator])
