@@ -20,9 +20,27 @@ from pydantic import BaseModel
 from starlette.websockets import WebSocket, WebSocketState
 
 from coordinator.attendance import AttendanceBook
+from coordinator.media.peer import OfferError
+from coordinator.media.router import MediaCounters, MeetingRouter
 from coordinator.models import Meeting, Occurrence, utcnow
 from coordinator.registry import Registry
-from phonghop.protocol import Ack, Action, Command, DeviceName, Floor, Heartbeat, Hello, MeetingRef, Welcome
+from phonghop.protocol import (
+    Ack,
+    Action,
+    Answer,
+    AnyAgentMessage,
+    Command,
+    DeviceName,
+    Error,
+    Floor,
+    Hand,
+    Heartbeat,
+    Hello,
+    MediaStatus,
+    MeetingRef,
+    Offer,
+    Welcome,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +63,12 @@ class ActiveMeeting:
     expected: set[str]
     floor: str | None = None
     joined: set[str] = field(default_factory=set)
+    hands: list[str] = field(default_factory=list)  # raised hands, first come first
+    router: MeetingRouter | None = None
+
+    def in_meeting(self, room_id: str) -> bool:
+        """Joined, and its media is flowing."""
+        return room_id in self.joined and self.router is not None and self.router.flowing(room_id)
 
     def ref(self) -> MeetingRef:
         return MeetingRef(
@@ -80,6 +104,7 @@ class Connection:
         self.connected_at = utcnow()
         self.last_heartbeat = time.monotonic()
         self.hello: Hello | None = None
+        self.media_status: MediaStatus | None = None
         self.told_meeting: int | None = None  # meeting id of the last join we sent
         self._send_lock = asyncio.Lock()
 
@@ -121,6 +146,7 @@ class Hub:
         self.connections: dict[str, Connection] = {}
         self.meetings: dict[int, ActiveMeeting] = {}
         self.connects_total: dict[str, int] = {}
+        self.media_counters = MediaCounters()
         self._pending: dict[str, PendingCommand] = {}
         self._ids = itertools.count(1)
 
@@ -167,8 +193,8 @@ class Hub:
         await self._leave_all(conn.room_id, reason)
         await self.registry.record_agent(conn.room_id, seen=utcnow())
 
-    async def on_message(self, conn: Connection, message: Hello | Heartbeat | Ack) -> str | None:
-        """Handle one valid message; returns an error text for the agent, or None."""
+    async def on_message(self, conn: Connection, message: AnyAgentMessage) -> Error | None:
+        """Handle one valid message; returns the error to tell the agent, or None."""
         if isinstance(message, Hello):
             conn.hello = message
             conn.last_heartbeat = time.monotonic()
@@ -186,7 +212,9 @@ class Hub:
             await self._update_duty(conn.room_id)
             return None
         if conn.hello is None:
-            return "send 'hello' first: the coordinator needs the agent's version and devices"
+            return Error(
+                code="unexpected", message="send 'hello' first: the coordinator needs the agent's version and devices"
+            )
         if isinstance(message, Heartbeat):
             conn.last_heartbeat = time.monotonic()
             record = self.registry.rooms.get(conn.room_id)
@@ -198,12 +226,48 @@ class Hub:
                         conn.room_id, seen=record.last_seen, devices=_device_map(message.devices)
                     )
             return None
+        if isinstance(message, Offer):
+            return await self._on_offer(conn, message)
+        if isinstance(message, MediaStatus):
+            conn.media_status = message
+            return None
+        if isinstance(message, Hand):
+            return self._on_hand(conn.room_id, message.raised)
         return await self._on_ack(conn, message)
 
-    async def _on_ack(self, conn: Connection, ack: Ack) -> str | None:
+    async def _on_offer(self, conn: Connection, offer: Offer) -> Error | None:
+        meeting = self.meeting_with(conn.room_id)
+        if meeting is None or meeting.router is None or meeting.occurrence_id != offer.occurrence:
+            return Error(
+                code="bad_offer",
+                message=f"room {conn.room_id} is not in meeting occurrence {offer.occurrence}; "
+                "offer after a join command",
+            )
+        try:
+            sdp = await meeting.router.add(conn.room_id, offer.sdp)
+        except OfferError as exc:
+            return Error(code="bad_offer", message=str(exc))
+        await conn.send(Answer(occurrence=offer.occurrence, sdp=sdp))
+        log.info("room %s: media offer for meeting %s answered", conn.room_id, meeting.meeting_id)
+        return None
+
+    def _on_hand(self, room_id: str, raised: bool) -> Error | None:
+        meeting = self.meeting_with(room_id)
+        if meeting is None:
+            return Error(code="not_in_meeting", message="a hand can be raised only during a meeting")
+        if raised and room_id not in meeting.hands and room_id != meeting.floor:
+            meeting.hands.append(room_id)
+            log.info("room %s raised its hand in meeting %s", room_id, meeting.meeting_id)
+        elif not raised and room_id in meeting.hands:
+            meeting.hands.remove(room_id)
+        return None
+
+    async def _on_ack(self, conn: Connection, ack: Ack) -> Error | None:
         pending = self._pending.pop(ack.command_id, None)
         if pending is None or pending.room != conn.room_id:
-            return f"no command {ack.command_id!r} is waiting for this room's acknowledgement"
+            return Error(
+                code="unexpected", message=f"no command {ack.command_id!r} is waiting for this room's acknowledgement"
+            )
         if pending.reply is not None and not pending.reply.done():
             pending.reply.set_result(ack)
         if pending.action != "join":
@@ -274,6 +338,8 @@ class Hub:
             expected=expected,
             floor=occurrence.floor_room,
         )
+        active.router = MeetingRouter(occurrence.id, meeting.chair_room, meeting.mode, self.media_counters)
+        active.router.set_floor(active.floor)
         self.meetings[meeting.id] = active
         log.info(
             "meeting %s (%s) running until %s, %d rooms invited",
@@ -290,6 +356,8 @@ class Hub:
         if active is None:
             return
         await self.book.end_occurrence(active.occurrence_id, utcnow())
+        if active.router is not None:
+            await active.router.close()
         log.info("meeting %s (%s) ended: %s", meeting_id, active.title, reason)
         active.joined.clear()
         await self._update_duties(active.expected)
@@ -304,6 +372,10 @@ class Hub:
     async def set_floor(self, meeting_id: int, room_id: str | None) -> None:
         active = self.meetings[meeting_id]
         active.floor = room_id
+        if room_id in active.hands:
+            active.hands.remove(room_id)
+        if active.router is not None:
+            active.router.set_floor(room_id)
         await self.book.set_floor(active.occurrence_id, room_id)
         log.info(
             "meeting %s: floor %s",
@@ -355,6 +427,10 @@ class Hub:
             await conn.send(Floor(meeting=duty.meeting_id, room=duty.floor))
 
     async def _leave(self, meeting: ActiveMeeting, room_id: str, reason: str) -> None:
+        if room_id in meeting.hands:
+            meeting.hands.remove(room_id)
+        if meeting.router is not None:
+            await meeting.router.remove(room_id, reason)
         if room_id in meeting.joined:
             meeting.joined.discard(room_id)
             await self.book.left(meeting.occurrence_id, room_id, utcnow(), reason)

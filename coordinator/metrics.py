@@ -98,8 +98,48 @@ class StateCollector(Collector):
             expected.add_metric([label], float(len(meeting.expected)))
             meeting_info.add_metric([label, meeting.title, meeting.chair], 1.0)
             for room_id in sorted(meeting.expected):
-                in_meeting.add_metric([room_id, label], 1.0 if room_id in meeting.joined else 0.0)
+                in_meeting.add_metric([room_id, label], 1.0 if meeting.in_meeting(room_id) else 0.0)
         yield from (active, expected, in_meeting, meeting_info, next_start)
+        yield from self._media()
+
+    def _media(self) -> Iterator[Metric]:
+        hub = self._hub
+        counters = hub.media_counters
+        rtt = GaugeMetricFamily("phonghop_room_rtt_seconds", "Round-trip time to the room (RTCP)", labels=["room"])
+        loss = GaugeMetricFamily(
+            "phonghop_room_packet_loss_ratio", "Packet loss, 0..1, per direction", labels=["room", "direction"]
+        )
+        jitter = GaugeMetricFamily(
+            "phonghop_room_jitter_seconds", "Interarrival jitter of the room's media", labels=["room"]
+        )
+        for meeting in hub.meetings.values():
+            if meeting.router is None:
+                continue
+            for room_id, peer in meeting.router.peers.items():
+                quality = peer.quality
+                if quality.rtt is not None:
+                    rtt.add_metric([room_id], quality.rtt)
+                if quality.loss_in is not None:
+                    loss.add_metric([room_id, "in"], quality.loss_in)
+                if quality.loss_out is not None:
+                    loss.add_metric([room_id, "out"], quality.loss_out)
+                if quality.jitter is not None:
+                    jitter.add_metric([room_id], quality.jitter)
+        media_bytes = CounterMetricFamily(
+            "phonghop_rtp_bytes",
+            "Media payload bytes per room, direction and kind",
+            labels=["room", "direction", "kind"],
+        )
+        for (room_id, direction, kind), value in sorted(counters.bytes.items()):
+            media_bytes.add_metric([room_id, direction, kind], float(value))
+        forwarded = CounterMetricFamily("phonghop_rtp_packets_forwarded", "RTP packets sent on by the router")
+        forwarded.add_metric([], float(counters.forwarded))
+        keyframes = CounterMetricFamily(
+            "phonghop_keyframe_requests", "Keyframe requests to a publishing room", labels=["room"]
+        )
+        for room_id, value in sorted(counters.keyframe_requests.items()):
+            keyframes.add_metric([room_id], float(value))
+        yield from (rtt, loss, jitter, media_bytes, forwarded, keyframes)
 
 
 class ControlMetrics:

@@ -103,6 +103,8 @@ class Scheduler:
         active.title = meeting.title
         active.mode = meeting.mode
         active.chair = meeting.chair_room
+        if active.router is not None:
+            active.router.set_mode(meeting.chair_room, meeting.mode)
 
     async def run(self) -> None:
         while True:

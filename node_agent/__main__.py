@@ -11,7 +11,9 @@ from pathlib import Path
 
 from node_agent.config import ConfigError, load_config
 from node_agent.control import ControlClient
+from node_agent.media import MediaManager
 from node_agent.room import Room
+from node_agent.testsource import TestSource
 from phonghop.logs import setup_logging
 
 log = logging.getLogger("node_agent")
@@ -26,7 +28,15 @@ async def _run(config_path: Path) -> int:
         loop.add_signal_handler(sig, stop.set)
     room = Room(config.room)
     log.info("agent for room %s starting; coordinator %s", config.room, config.coordinator_url)
-    await ControlClient(config, config_path, room).run(stop)
+    control = ControlClient(config, config_path, room)
+    tasks = [asyncio.create_task(control.run(stop), name="control")]
+    if config.media.enabled:
+        ts = config.test_source
+        control.source = TestSource(config.room, ts.width, ts.height, ts.fps, ts.bitrate)
+        control.source.set_talking(ts.talking)
+        control.media = MediaManager(room, control.source, config.media.decode, control.send)
+        tasks.append(asyncio.create_task(control.media.run(stop), name="media"))
+    await asyncio.gather(*tasks)
     log.info("agent stopped")
     return 0
 

@@ -23,6 +23,20 @@ class TestSource(BaseModel):
     enabled: bool = True
     # Devices to report as missing, to exercise monitoring without unplugging anything.
     missing_devices: list[DeviceName] = Field(default_factory=list)
+    # Send the room's tone (True) or silence (False), to exercise the active speaker.
+    talking: bool = True
+    width: int = Field(default=640, ge=64, le=1920, multiple_of=2)
+    height: int = Field(default=360, ge=64, le=1080, multiple_of=2)
+    fps: int = Field(default=15, ge=1, le=30)
+    bitrate: int = Field(default=500_000, ge=50_000, le=4_000_000)
+
+
+class Media(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    # Decode what arrives (a real room, or a test reading the test-source codes back).
+    # A simulated room only counts packets, so that many fit on one machine.
+    decode: bool = False
 
 
 class AgentConfig(BaseModel):
@@ -37,6 +51,7 @@ class AgentConfig(BaseModel):
     reconnect_max_delay: float = Field(default=30.0, gt=0, le=600)
     log_level: str = "INFO"
     test_source: TestSource = Field(default_factory=TestSource)
+    media: Media = Field(default_factory=Media)
 
     @field_validator("room")
     @classmethod

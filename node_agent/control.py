@@ -17,19 +17,22 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import backoff
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from node_agent.config import AgentConfig, ConfigError, load_config
+from node_agent.media import MediaManager
 from node_agent.room import Room
+from node_agent.testsource import TestSource
 from phonghop import __version__
 from phonghop.protocol import (
     DEVICE_NAMES,
     Ack,
+    Answer,
+    AnyCoordinatorMessage,
     Command,
-    Error,
     Floor,
     Heartbeat,
     Hello,
@@ -66,6 +69,9 @@ class ControlClient:
     def __init__(self, config: AgentConfig, config_path: Path, room: Room) -> None:
         self.config = config
         self.config_path = config_path
+        self.media: MediaManager | None = None
+        self.source: TestSource | None = None
+        self._websocket: ClientConnection | None = None
         self.room = room
         self.heartbeat_interval = config.heartbeat_interval
 
@@ -121,6 +127,7 @@ class ControlClient:
     async def _session(self, websocket: ClientConnection, stop: asyncio.Event) -> float:
         log.info("control channel open to %s", self.config.control_url)
         self.room.connected = True
+        self._websocket = websocket
         await websocket.send(
             Hello(version=__version__, capabilities=["control"], devices=self.devices()).model_dump_json()
         )
@@ -131,6 +138,7 @@ class ControlClient:
             await asyncio.wait({stopper, reader}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.room.connected = False
+            self._websocket = None
             for task in (heartbeats, stopper, reader):
                 task.cancel()
             await websocket.close(code=1000, reason="agent stopping" if stop.is_set() else "")
@@ -145,6 +153,17 @@ class ControlClient:
             )
             return self.config.reconnect_max_delay
         return 0.0
+
+    async def send(self, message: BaseModel) -> bool:
+        """Send on the control channel if it is up; False when it is not."""
+        websocket = self._websocket
+        if websocket is None:
+            return False
+        try:
+            await websocket.send(message.model_dump_json())
+        except ConnectionClosed:
+            return False
+        return True
 
     async def _heartbeats(self, websocket: ClientConnection) -> None:
         while True:
@@ -163,7 +182,7 @@ class ControlClient:
         except ConnectionClosed:
             pass
 
-    async def _handle(self, websocket: ClientConnection, message: Welcome | Command | Floor | Error) -> None:
+    async def _handle(self, websocket: ClientConnection, message: AnyCoordinatorMessage) -> None:
         if isinstance(message, Welcome):
             self.heartbeat_interval = min(self.config.heartbeat_interval, message.heartbeat_interval)
             log.info(
@@ -176,8 +195,13 @@ class ControlClient:
             await websocket.send(ack.model_dump_json())
         elif isinstance(message, Floor):
             self.room.set_floor(message.meeting, message.room)
+        elif isinstance(message, Answer):
+            if self.media is not None:
+                self.media.on_answer(message)
         else:
             log.warning("coordinator reports an error (%s): %s", message.code, message.message)
+            if message.code == "bad_offer" and self.media is not None:
+                self.media.on_refusal(message.message)
 
     async def _obey(self, command: Command) -> Ack:
         log.info("command %s: %s", command.id, command.action)
@@ -185,13 +209,19 @@ class ControlClient:
             if command.meeting is None:
                 return Ack(command_id=command.id, ok=False, detail="join without a meeting")
             await self.room.join(command.meeting)
+            self._poke_media()
         elif command.action == "leave":
             await self.room.leave()
+            self._poke_media()
         elif command.action == "reload_config":
             return Ack(command_id=command.id, **self._reload())
         else:
             return Ack(command_id=command.id, **self._quick_check())
         return Ack(command_id=command.id)
+
+    def _poke_media(self) -> None:
+        if self.media is not None:
+            self.media.poke()
 
     def _reload(self) -> dict[str, Any]:
         """Re-read the config file; the room id is fixed for the life of the process."""
@@ -202,6 +232,8 @@ class ControlClient:
         if fresh.room != self.config.room:
             return {"ok": False, "detail": f"room id changed to {fresh.room}: restart the agent to change rooms"}
         self.config = fresh
+        if self.source is not None:
+            self.source.set_talking(fresh.test_source.talking)
         self.heartbeat_interval = min(self.heartbeat_interval, fresh.heartbeat_interval)
         log.info("config reloaded from %s", self.config_path)
         return {"ok": True, "detail": "config reloaded"}

@@ -42,7 +42,30 @@ class Ack(_Message):
     detail: str = Field(default="", max_length=2000)
 
 
-AgentMessage = Annotated[Hello | Heartbeat | Ack, Field(discriminator="type")]
+class Offer(_Message):
+    """The agent's WebRTC offer for the meeting occurrence it was told to join."""
+
+    type: Literal["offer"] = "offer"
+    occurrence: int
+    sdp: str = Field(min_length=1, max_length=60_000)
+
+
+class MediaStatus(_Message):
+    """What the room receives: test-source codes it decoded, or only whether media flows."""
+
+    type: Literal["media_status"] = "media_status"
+    receiving: bool
+    program_code: int | None = None
+    audio_hz: list[float | None] = Field(default_factory=list, max_length=4)
+
+
+class Hand(_Message):
+    type: Literal["hand"] = "hand"
+    raised: bool
+
+
+AnyAgentMessage = Hello | Heartbeat | Ack | Offer | MediaStatus | Hand
+AgentMessage = Annotated[AnyAgentMessage, Field(discriminator="type")]
 
 
 # --- coordinator -> agent -------------------------------------------------
@@ -77,16 +100,23 @@ class Floor(_Message):
     room: str | None
 
 
+class Answer(_Message):
+    type: Literal["answer"] = "answer"
+    occurrence: int
+    sdp: str
+
+
 class Error(_Message):
     type: Literal["error"] = "error"
     code: str
     message: str
 
 
-CoordinatorMessage = Annotated[Welcome | Command | Floor | Error, Field(discriminator="type")]
+AnyCoordinatorMessage = Welcome | Command | Floor | Answer | Error
+CoordinatorMessage = Annotated[AnyCoordinatorMessage, Field(discriminator="type")]
 
-agent_message: TypeAdapter[Hello | Heartbeat | Ack] = TypeAdapter(AgentMessage)
-coordinator_message: TypeAdapter[Welcome | Command | Floor | Error] = TypeAdapter(CoordinatorMessage)
+agent_message: TypeAdapter[AnyAgentMessage] = TypeAdapter(AgentMessage)
+coordinator_message: TypeAdapter[AnyCoordinatorMessage] = TypeAdapter(CoordinatorMessage)
 
 
 def explain(error: ValidationError) -> str:

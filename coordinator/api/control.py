@@ -98,7 +98,7 @@ async def control_channel(websocket: WebSocket, room_id: str) -> None:
                 else:
                     complaint = await hub.on_message(conn, parsed)
                     if complaint is not None:
-                        problem = ("unexpected", complaint)
+                        problem = (complaint.code, complaint.message)
             if problem is not None:
                 label, explanation = problem
                 services.control_metrics.errors.labels(room_id, label).inc()

@@ -1,0 +1,204 @@
+"""One room's WebRTC peer on the coordinator: checks the offer, answers, wires packets.
+
+The room offers three m-lines in this order: video (sendrecv: its camera and
+the program picture), audio (sendrecv: its microphone and the chair's sound)
+and audio (recvonly: the floor's sound). Received packets go to the router
+through the glue's tap; the three outgoing slots are PacketSenders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+
+from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
+from aiortc.sdp import SessionDescription
+from av.frame import Frame
+
+from phonghop.aiortc_glue import PacketSender, request_keyframe, tap_receiver
+from phonghop.webrtc import peer_connection
+
+log = logging.getLogger(__name__)
+
+SLOT_LAYOUT = (
+    ("video", "sendrecv", "program"),
+    ("audio", "sendrecv", "chair_audio"),
+    ("audio", "recvonly", "floor_audio"),
+)
+FORWARDED_CODECS = {"video": "VP8", "audio": "opus"}
+
+
+class OfferError(ValueError):
+    """The room's offer cannot be used; the message tells the room's technician why."""
+
+
+def check_offer(sdp: str) -> None:
+    """Refuse offers the router cannot serve, with a reason, before aiortc sees them."""
+    try:
+        session = SessionDescription.parse(sdp)
+    except Exception as exc:
+        raise OfferError(f"the SDP offer does not parse ({exc.__class__.__name__}: {exc})") from exc
+    media = session.media
+    if len(media) != len(SLOT_LAYOUT):
+        kinds = ", ".join(f"{m.kind}/{m.direction}" for m in media) or "none"
+        raise OfferError(
+            f"the offer has {len(media)} media sections ({kinds}); "
+            "offer video (sendrecv), audio (sendrecv), audio (recvonly) in that order"
+        )
+    for index, (m, (kind, direction, slot)) in enumerate(zip(media, SLOT_LAYOUT, strict=True)):
+        if m.kind != kind or m.direction != direction:
+            raise OfferError(
+                f"media section {index} is {m.kind}/{m.direction}; the {slot} slot needs {kind}/{direction}"
+            )
+        names = {codec.name.lower() for codec in m.rtp.codecs}
+        wanted = FORWARDED_CODECS[kind]
+        if wanted.lower() not in names:
+            raise OfferError(
+                f"media section {index} ({kind}) offers {', '.join(sorted(names)) or 'no codec'}; "
+                f"the router forwards {wanted} only"
+            )
+        if m.dtls is None or m.ice is None:
+            raise OfferError(f"media section {index} has no ICE or DTLS parameters")
+
+
+class _Placeholder(MediaStreamTrack):
+    """Gives a sender its kind in the SDP; never read, since PacketSender drives the sender."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    async def recv(self) -> Frame:
+        raise MediaStreamError("the router sends packets, not frames")
+
+
+@dataclass
+class Quality:
+    rtt: float | None = None
+    loss_in: float | None = None
+    loss_out: float | None = None
+    jitter: float | None = None
+
+
+PacketHandler = Callable[[str, str, RtpPacket], Awaitable[None]]
+
+
+class RoomPeer:
+    def __init__(
+        self,
+        room: str,
+        occurrence: int,
+        on_packet: PacketHandler,
+        on_keyframe_request: Callable[[str, str], None],
+        on_closed: Callable[[RoomPeer], None],
+    ) -> None:
+        self.room = room
+        self.occurrence = occurrence
+        self.pc = peer_connection()
+        self.senders: dict[str, PacketSender] = {}
+        self.receivers: dict[str, RTCRtpReceiver] = {}
+        self.remote_ssrc: dict[str, int] = {}
+        self.last_packet = 0.0
+        self.quality = Quality()
+        self._on_packet = on_packet
+        self._on_keyframe_request = on_keyframe_request
+        self._on_closed = on_closed
+        self._stats_task: asyncio.Task[None] | None = None
+        self._loss_counts: dict[int, tuple[int, int]] = {}
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    @property
+    def connected(self) -> bool:
+        return self.pc.connectionState == "connected"
+
+    def flowing(self, within: float = 3.0) -> bool:
+        return self.connected and time.monotonic() - self.last_packet < within
+
+    async def answer(self, offer_sdp: str) -> str:
+        check_offer(offer_sdp)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except Exception as exc:
+            raise OfferError(f"the offer was refused: {exc}") from exc
+        for transceiver, (kind, _, slot) in zip(self.pc.getTransceivers(), SLOT_LAYOUT, strict=True):
+            sender = self.pc.addTrack(_Placeholder(kind))
+            assert sender is transceiver.sender
+            self.senders[slot] = PacketSender(sender, partial(self._on_keyframe_request, self.room, slot))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self._stats_task = asyncio.create_task(self._poll_stats(), name=f"stats-{self.room}")
+        return str(self.pc.localDescription.sdp)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
+        kind = track.kind
+        self.receivers[kind] = transceiver.receiver
+        room = self.room
+
+        async def handle(packet: RtpPacket) -> None:
+            self.last_packet = time.monotonic()
+            self.remote_ssrc[kind] = packet.ssrc
+            await self._on_packet(room, kind, packet)
+
+        tap_receiver(transceiver.receiver, handle)
+
+    async def request_keyframe(self) -> None:
+        receiver = self.receivers.get("video")
+        ssrc = self.remote_ssrc.get("video")
+        if receiver is not None and ssrc is not None:
+            await request_keyframe(receiver, ssrc)
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        log.info("room %s: media peer %s", self.room, state)
+        if state in ("failed", "closed"):
+            self._on_closed(self)
+
+    async def _poll_stats(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(2.0)
+                try:
+                    self._read_stats(await self.pc.getStats())
+                except Exception as exc:  # stats are best effort; the peer may be closing
+                    log.debug("room %s: stats failed: %s", self.room, exc)
+
+    def _read_stats(self, report: dict[str, object]) -> None:
+        rtts: list[float] = []
+        out_losses: list[float] = []
+        jitters: list[float] = []
+        lost = expected = 0
+        for stat in report.values():
+            kind = getattr(stat, "type", "")
+            if kind == "remote-inbound-rtp":
+                if getattr(stat, "roundTripTime", None) is not None:
+                    rtts.append(float(stat.roundTripTime))  # type: ignore[attr-defined]
+                out_losses.append(float(getattr(stat, "fractionLost", 0) or 0) / 256.0)
+            elif kind == "inbound-rtp":
+                clock = 90000 if getattr(stat, "kind", "") == "video" else 48000
+                jitters.append(float(getattr(stat, "jitter", 0) or 0) / clock)
+                ssrc = int(getattr(stat, "ssrc", 0))
+                received = int(getattr(stat, "packetsReceived", 0) or 0)
+                lost_now = int(getattr(stat, "packetsLost", 0) or 0)
+                before = self._loss_counts.get(ssrc, (0, 0))
+                self._loss_counts[ssrc] = (received, lost_now)
+                lost += max(0, lost_now - before[1])
+                expected += max(0, received - before[0]) + max(0, lost_now - before[1])
+        self.quality = Quality(
+            rtt=max(rtts) if rtts else self.quality.rtt,
+            loss_in=lost / expected if expected else 0.0,
+            loss_out=max(out_losses) if out_losses else self.quality.loss_out,
+            jitter=max(jitters) if jitters else None,
+        )
+
+    async def close(self) -> None:
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+        await self.pc.close()

@@ -1,0 +1,42 @@
+"""Who each room sees and hears: the routing policy as a pure function of the meeting's state.
+
+Every room receives three slots: the program picture, the chair's sound and
+the floor's sound. The program shows the room holding the floor (in
+discussion mode: the active speaker), or the chair when nobody does; the
+room on the program sees the chair. No room ever receives its own media.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Slots:
+    program: str | None
+    chair_audio: str | None
+    floor_audio: str | None
+
+
+def talker(mode: str, floor: str | None, speaker: str | None) -> str | None:
+    """Who speaks besides the chair: the floor holder, or the active speaker in discussion mode."""
+    if mode == "discussion" and speaker is not None:
+        return speaker
+    return floor
+
+
+def slots_for(
+    room: str,
+    chair: str,
+    speaking: str | None,
+    publishing: set[str],
+    previous: str | None = None,
+) -> Slots:
+    def usable(candidate: str | None) -> str | None:
+        return candidate if candidate is not None and candidate != room and candidate in publishing else None
+
+    program = usable(speaking) or usable(chair) or usable(previous)
+    if program is None and room == chair:
+        program = next(iter(sorted(publishing - {room})), None)
+    floor_audio = usable(speaking) if speaking != chair else None
+    return Slots(program=program, chair_audio=usable(chair), floor_audio=floor_audio)

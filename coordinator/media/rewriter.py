@@ -1,0 +1,91 @@
+"""One outgoing stream to one room: a slot whose source can change without renegotiation.
+
+Per subscriber the stream keeps its own sequence numbers, timestamps and VP8
+picture ids continuous, so a switch of source looks like one stream to the
+receiving decoder. After a switch (or a join) video waits for the new
+source's next keyframe; delta frames until then are held back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from aiortc.rtp import RtpPacket
+
+from coordinator.media.vp8 import Vp8Info, with_picture_id
+
+SendPacket = Callable[[int, int, int, bytes, object], Awaitable[int]]
+
+
+def _seq_before(a: int, b: int) -> bool:
+    """True when 16-bit sequence number a comes before b."""
+    return a != b and ((b - a) & 0xFFFF) < 0x8000
+
+
+class SlotStream:
+    def __init__(self, room: str, slot: str, kind: str, clock_rate: int, send: SendPacket) -> None:
+        self.room = room  # the subscriber
+        self.slot = slot
+        self.kind = kind
+        self.clock_rate = clock_rate
+        self._send = send
+        self.source: str | None = None
+        self.waiting_keyframe = False
+        self._rebase = True
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._pic_offset = 0
+        self._first_seq = 0
+        self._out_seq = 0
+        self._out_ts = 0
+        self._out_pic = 0
+        self._last_send = 0.0
+        self.packets = 0
+        self.bytes = 0
+
+    def switch(self, source: str | None) -> bool:
+        """Take packets from ``source`` from now on; True if a keyframe is needed."""
+        if source == self.source:
+            return False
+        self.source = source
+        self._rebase = True
+        self.waiting_keyframe = self.kind == "video" and source is not None
+        return self.waiting_keyframe
+
+    async def forward(self, packet: RtpPacket, vp8: Vp8Info | None) -> int:
+        if self.waiting_keyframe:
+            if vp8 is None or not vp8.keyframe:
+                return 0
+            self.waiting_keyframe = False
+        now = time.monotonic()
+        if self._rebase:
+            self._rebase_on(packet, vp8, now)
+        elif _seq_before(packet.sequence_number, self._first_seq):
+            return 0  # a late packet from before the switch: it has no place in this stream
+        seq = (packet.sequence_number + self._seq_offset) & 0xFFFF
+        ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
+        payload = packet.payload
+        if vp8 is not None and vp8.picture_id is not None:
+            pic = (vp8.picture_id + self._pic_offset) & 0x7FFF
+            payload = with_picture_id(payload, vp8.picture_id_at, pic)
+            self._out_pic = pic
+        sent = await self._send(seq, ts, packet.marker, payload, packet.extensions.audio_level)
+        if sent:
+            self._out_seq, self._out_ts, self._last_send = seq, ts, now
+            self.packets += 1
+            self.bytes += sent
+        return sent
+
+    def _rebase_on(self, packet: RtpPacket, vp8: Vp8Info | None, now: float) -> None:
+        """Map the new source's numbering so that it continues where the stream stopped."""
+        if self._last_send:
+            elapsed = max(1, int((now - self._last_send) * self.clock_rate))
+            self._ts_offset = (self._out_ts + elapsed - packet.timestamp) & 0xFFFFFFFF
+            self._seq_offset = (self._out_seq + 1 - packet.sequence_number) & 0xFFFF
+            if vp8 is not None and vp8.picture_id is not None:
+                self._pic_offset = (self._out_pic + 1 - vp8.picture_id) & 0x7FFF
+        else:
+            self._ts_offset = self._seq_offset = self._pic_offset = 0
+        self._first_seq = packet.sequence_number
+        self._rebase = False

@@ -1,0 +1,221 @@
+"""The forwarding unit of one running meeting: rooms' peers, their slots, the fan-out table.
+
+Nothing here decodes or encodes: packets from a publishing room go, rewritten
+per subscriber, to the slots that currently show or play that room. The
+fan-out table is rebuilt only when the routing changes (join, leave, floor,
+speaker), so the per-packet path is a dictionary lookup and a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiortc.rtp import RtpPacket
+
+from coordinator.media.peer import RoomPeer
+from coordinator.media.policy import slots_for, talker
+from coordinator.media.rewriter import SlotStream
+from coordinator.media.speaker import ActiveSpeaker
+from coordinator.media.vp8 import inspect
+
+log = logging.getLogger(__name__)
+
+KEYFRAME_INTERVAL = 1.0
+SLOT_KINDS = {"program": ("video", 90000), "chair_audio": ("audio", 48000), "floor_audio": ("audio", 48000)}
+
+
+@dataclass
+class MediaCounters:
+    """Totals since the coordinator started, for /metrics."""
+
+    bytes: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    forwarded: int = 0
+    keyframe_requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class KeyframeGate:
+    """At most one keyframe request per publisher per interval; extra requests are coalesced."""
+
+    def __init__(self, send: Callable[[], Awaitable[None]], interval: float = KEYFRAME_INTERVAL) -> None:
+        self._send = send
+        self._interval = interval
+        self._last = -interval
+        self._pending: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Future[None]] = set()
+        self.sent = 0
+
+    def request(self) -> None:
+        if self._pending is not None:
+            return
+        wait = self._last + self._interval - time.monotonic()
+        if wait <= 0:
+            self._fire()
+        else:
+            self._pending = asyncio.get_running_loop().call_later(wait, self._fire)
+
+    def _fire(self) -> None:
+        self._pending = None
+        self._last = time.monotonic()
+        self.sent += 1
+        task = asyncio.ensure_future(self._send())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+
+
+class MeetingRouter:
+    def __init__(self, occurrence: int, chair: str, mode: str, counters: MediaCounters) -> None:
+        self.occurrence = occurrence
+        self.chair = chair
+        self.mode = mode
+        self.floor: str | None = None
+        self.counters = counters
+        self.peers: dict[str, RoomPeer] = {}
+        self.streams: dict[str, dict[str, SlotStream]] = {}
+        self.fanout: dict[tuple[str, str], list[SlotStream]] = {}
+        self.speaker = ActiveSpeaker()
+        self._previous_talker: str | None = None
+        self._keyframes: dict[str, KeyframeGate] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._ticker = asyncio.create_task(self._repeat_keyframe_requests(), name=f"keyframes-{occurrence}")
+
+    # --- membership -----------------------------------------------------------
+
+    async def add(self, room: str, offer_sdp: str) -> str:
+        """Answer a room's offer; a newer offer replaces the room's older peer."""
+        await self.remove(room, "replaced by a new offer")
+        peer = RoomPeer(room, self.occurrence, self.on_packet, self._subscriber_wants_keyframe, self._peer_closed)
+        try:
+            answer = await peer.answer(offer_sdp)
+        except Exception:
+            await peer.close()
+            raise
+        self.peers[room] = peer
+        self._keyframes[room] = KeyframeGate(peer.request_keyframe)
+        self.streams[room] = {
+            slot: SlotStream(room, slot, kind, clock, peer.senders[slot].send)
+            for slot, (kind, clock) in SLOT_KINDS.items()
+        }
+        self.reroute()
+        return answer
+
+    async def remove(self, room: str, reason: str) -> None:
+        peer = self.peers.pop(room, None)
+        if peer is None:
+            return
+        log.info("room %s: media peer removed (%s)", room, reason)
+        self.streams.pop(room, None)
+        gate = self._keyframes.pop(room, None)
+        if gate is not None:
+            gate.cancel()
+        self.speaker.forget(room)
+        self.reroute()
+        await peer.close()
+
+    def _peer_closed(self, peer: RoomPeer) -> None:
+        if self.peers.get(peer.room) is peer:
+            task = asyncio.ensure_future(self.remove(peer.room, "connection failed or closed"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        self._ticker.cancel()
+        for room in list(self.peers):
+            await self.remove(room, "meeting ended")
+
+    def flowing(self, room: str) -> bool:
+        peer = self.peers.get(room)
+        return peer is not None and peer.flowing()
+
+    # --- routing ----------------------------------------------------------------
+
+    def set_floor(self, room: str | None) -> None:
+        if self.floor is not None and self.floor != room:
+            self._previous_talker = self.floor
+        self.floor = room
+        self.reroute()
+
+    def set_mode(self, chair: str, mode: str) -> None:
+        if (chair, mode) != (self.chair, self.mode):
+            self.chair, self.mode = chair, mode
+            self.reroute()
+
+    def talker(self) -> str | None:
+        return talker(self.mode, self.floor, self.speaker.current)
+
+    def reroute(self) -> None:
+        """Point every slot at its source and rebuild the fan-out table."""
+        speaking = self.talker()
+        publishing = set(self.peers)
+        fanout: dict[tuple[str, str], list[SlotStream]] = defaultdict(list)
+        for room, streams in self.streams.items():
+            slots = slots_for(room, self.chair, speaking, publishing, self._previous_talker)
+            for stream, source in (
+                (streams["program"], slots.program),
+                (streams["chair_audio"], slots.chair_audio),
+                (streams["floor_audio"], slots.floor_audio),
+            ):
+                if stream.switch(source) and source is not None:
+                    self._keyframe_from(source)
+                if source is not None:
+                    fanout[(source, stream.kind)].append(stream)
+        self.fanout = dict(fanout)
+
+    def sources_for(self, room: str) -> dict[str, str | None]:
+        return {slot: stream.source for slot, stream in self.streams.get(room, {}).items()}
+
+    # --- packets ----------------------------------------------------------------
+
+    async def on_packet(self, room: str, kind: str, packet: RtpPacket) -> None:
+        counters = self.counters
+        counters.bytes[(room, "in", kind)] += len(packet.payload)
+        if kind == "audio" and self.mode == "discussion":
+            level = packet.extensions.audio_level
+            if level is not None and self.speaker.observe(room, level[1]):
+                log.info("meeting occurrence %s: active speaker is now %s", self.occurrence, room)
+                self.reroute()
+        streams = self.fanout.get((room, kind))
+        if not streams:
+            return
+        vp8 = inspect(packet.payload) if kind == "video" else None
+        for stream in streams:
+            sent = await stream.forward(packet, vp8)
+            if sent:
+                counters.forwarded += 1
+                counters.bytes[(stream.room, "out", kind)] += sent
+
+    # --- keyframes ----------------------------------------------------------------
+
+    def _keyframe_from(self, source: str) -> None:
+        gate = self._keyframes.get(source)
+        if gate is not None:
+            self.counters.keyframe_requests[source] += 1
+            gate.request()
+
+    def _subscriber_wants_keyframe(self, room: str, slot: str) -> None:
+        stream = self.streams.get(room, {}).get(slot)
+        if stream is not None and stream.kind == "video" and stream.source is not None:
+            self._keyframe_from(stream.source)
+
+    async def _repeat_keyframe_requests(self) -> None:
+        """Late joiners wait for a keyframe: keep asking while anyone still waits."""
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(KEYFRAME_INTERVAL)
+                waiting = {
+                    s.source
+                    for streams in self.streams.values()
+                    for s in streams.values()
+                    if s.waiting_keyframe and s.source is not None
+                }
+                for source in waiting:
+                    self._keyframe_from(source)

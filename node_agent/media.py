@@ -1,0 +1,279 @@
+"""The room's media: one WebRTC peer to the coordinator per meeting, renewed when it fails.
+
+The room sends its camera and microphone (or the test source) and receives
+three fixed slots: the program picture, the chair's sound and the floor's
+sound. A simulated room only counts what it receives; a room that decodes
+(a real one, or a test that checks the routing) reads the test-source codes
+back out of the pictures and tones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
+from av import AudioFrame, VideoFrame
+from pydantic import BaseModel
+
+from node_agent.room import Room
+from node_agent.testsource import TestSource
+from phonghop.aiortc_glue import on_keyframe_request, stamp_audio_level, tap_receiver
+from phonghop.protocol import Answer, MediaStatus, Offer
+from phonghop.testpattern import dominant_hz, read_code
+from phonghop.webrtc import peer_connection
+
+log = logging.getLogger(__name__)
+
+SLOTS = ("program", "chair_audio", "floor_audio")
+ANSWER_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 10.0
+SILENCE_TIMEOUT = 5.0  # nothing at all from the coordinator (RTP or RTCP) for this long: the peer is dead
+
+
+@dataclass
+class SlotState:
+    packets: int = 0
+    bytes: int = 0
+    last_packet: float = 0.0
+    code: int | None = None
+    hz: float | None = None
+
+
+def _prefer(transceiver: object, kind: str, mime: str) -> None:
+    codecs = [c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType in (mime, f"{kind}/rtx")]
+    transceiver.setCodecPreferences(codecs)  # type: ignore[attr-defined]
+
+
+class MediaPeer:
+    """One RTCPeerConnection for one meeting occurrence."""
+
+    def __init__(self, occurrence: int, source: TestSource, decode: bool, changed: Callable[[], None]) -> None:
+        self.occurrence = occurrence
+        self.decode = decode
+        self.slots = {name: SlotState() for name in SLOTS}
+        self.created = time.monotonic()
+        self._changed = changed
+        self._tasks: list[asyncio.Task[None]] = []
+        self._rx_packets = 0
+        self._rx_checked = time.monotonic()
+        self.pc = peer_connection()
+        video = self.pc.addTransceiver(source.video, direction="sendrecv")
+        audio = self.pc.addTransceiver(source.audio, direction="sendrecv")
+        self.pc.addTransceiver("audio", direction="recvonly")
+        _prefer(video, "video", "video/VP8")
+        on_keyframe_request(video.sender, source.video.request_keyframe)
+        stamp_audio_level(audio.sender, source.audio_level)
+        self.pc.on("track", self._on_track)
+
+    @property
+    def state(self) -> str:
+        return str(self.pc.connectionState)
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def accept(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    def _slot_of(self, receiver: RTCRtpReceiver) -> str:
+        for index, transceiver in enumerate(self.pc.getTransceivers()):
+            if transceiver.receiver is receiver:
+                return SLOTS[index] if index < len(SLOTS) else f"extra{index}"
+        return "unknown"
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        receiver = next(t.receiver for t in self.pc.getTransceivers() if t.receiver.track is track)
+        name = self._slot_of(receiver)
+        slot = self.slots.setdefault(name, SlotState())
+        if self.decode:
+            reader = self._read_video if track.kind == "video" else self._read_audio
+            self._tasks.append(asyncio.create_task(reader(track, slot), name=f"read-{name}"))
+        else:
+
+            async def count(packet: RtpPacket) -> None:
+                slot.packets += 1
+                slot.bytes += len(packet.payload)
+                slot.last_packet = time.monotonic()
+
+            tap_receiver(receiver, count)
+
+    async def _read_video(self, track: MediaStreamTrack, slot: SlotState) -> None:
+        frames = 0
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if not isinstance(frame, VideoFrame):
+                    continue
+                slot.packets += 1
+                slot.last_packet = time.monotonic()
+                frames += 1
+                if frames % 3 == 1:
+                    luma = frame.to_ndarray(format="gray")
+                    code = read_code(luma)
+                    if code != slot.code:
+                        slot.code = code
+                        self._changed()
+
+    async def _read_audio(self, track: MediaStreamTrack, slot: SlotState) -> None:
+        block: list[np.ndarray] = []
+        collected = 0
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if not isinstance(frame, AudioFrame):
+                    continue
+                slot.packets += 1
+                slot.last_packet = time.monotonic()
+                samples = frame.to_ndarray().astype(np.float32).reshape(-1, len(frame.layout.channels))
+                block.append(samples.mean(axis=1) / 32768.0)
+                collected += samples.shape[0]
+                if collected >= frame.sample_rate // 5:
+                    hz = dominant_hz(np.concatenate(block), frame.sample_rate)
+                    rounded = round(hz / 10) * 10 if hz is not None else None
+                    block, collected = [], 0
+                    if rounded != slot.hz:
+                        slot.hz = rounded
+                        self._changed()
+
+    async def alive(self) -> str | None:
+        """None while healthy; otherwise why this peer should be replaced."""
+        now = time.monotonic()
+        if self.state in ("failed", "closed"):
+            return f"connection {self.state}"
+        if self.state != "connected":
+            return f"not connected after {CONNECT_TIMEOUT:.0f} s" if now - self.created > CONNECT_TIMEOUT else None
+        received = sum(
+            getattr(stat, "packetsReceived", 0) or 0
+            for stat in (await self.pc.getStats()).values()
+            if stat.type == "transport"
+        )
+        if received != self._rx_packets:
+            self._rx_packets, self._rx_checked = received, now
+        elif now - self._rx_checked > SILENCE_TIMEOUT:
+            return f"nothing received for {SILENCE_TIMEOUT:.0f} s"
+        return None
+
+    def receiving(self) -> bool:
+        now = time.monotonic()
+        return any(now - slot.last_packet < 2.0 for slot in self.slots.values())
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.pc.close()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
+                await task
+
+
+Send = Callable[[BaseModel], Awaitable[bool]]
+
+
+class MediaManager:
+    """Keeps exactly one healthy peer while the room has a meeting, none otherwise."""
+
+    def __init__(self, room: Room, source: TestSource, decode: bool, send: Send) -> None:
+        self.room = room
+        self.source = source
+        self.decode = decode
+        self.send = send
+        self.peer: MediaPeer | None = None
+        self.peers_created = 0
+        self._answer: asyncio.Future[str] | None = None
+        self._wake = asyncio.Event()
+        self._last_status: MediaStatus | None = None
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def on_answer(self, answer: Answer) -> None:
+        if (
+            self._answer is not None
+            and not self._answer.done()
+            and self.peer
+            and answer.occurrence == self.peer.occurrence
+        ):
+            self._answer.set_result(answer.sdp)
+
+    def on_refusal(self, message: str) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(RuntimeError(message))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._reconcile()
+                await self._report()
+            except Exception:
+                log.exception("media: unexpected error; trying again")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+        await self._drop("agent stopping")
+
+    async def _drop(self, reason: str) -> None:
+        if self.peer is not None:
+            peer, self.peer = self.peer, None
+            log.info("media: closing peer for occurrence %s (%s)", peer.occurrence, reason)
+            await peer.close()
+            self.poke()
+
+    async def _reconcile(self) -> None:
+        meeting = self.room.meeting
+        if meeting is None:
+            await self._drop("left the meeting")
+            return
+        if self.peer is not None and self.peer.occurrence != meeting.occurrence:
+            await self._drop("another meeting")
+        if self.peer is not None:
+            reason = await self.peer.alive()
+            if reason is not None:
+                log.warning("media: peer unhealthy (%s); opening a new one", reason)
+                await self._drop(reason)
+        if self.peer is None and self.room.connected:
+            await self._open(meeting.occurrence)
+
+    async def _open(self, occurrence: int) -> None:
+        peer = MediaPeer(occurrence, self.source, self.decode, self.poke)
+        self.peer = peer
+        self.peers_created += 1
+        self._answer = asyncio.get_running_loop().create_future()
+        sdp = await peer.offer()
+        if not await self.send(Offer(occurrence=occurrence, sdp=sdp)):
+            await self._drop("control channel down")
+            return
+        try:
+            answer = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
+        except TimeoutError:
+            await self._drop(f"no answer within {ANSWER_TIMEOUT:.0f} s")
+            return
+        except RuntimeError as exc:
+            log.error("media: coordinator refused the offer: %s", exc)
+            await self._drop("offer refused")
+            return
+        await peer.accept(answer)
+        log.info("media: peer for occurrence %s negotiated", occurrence)
+
+    def status(self) -> MediaStatus:
+        peer = self.peer
+        if peer is None:
+            return MediaStatus(receiving=False)
+        return MediaStatus(
+            receiving=peer.receiving(),
+            program_code=peer.slots["program"].code if self.decode else None,
+            audio_hz=[peer.slots[name].hz for name in ("chair_audio", "floor_audio")] if self.decode else [],
+        )
+
+    async def _report(self) -> None:
+        status = self.status()
+        if status != self._last_status and await self.send(status):
+            self._last_status = status

@@ -1,0 +1,152 @@
+"""Every reach into aiortc's private parts, in one place (aiortc is pinned to 1.16.0).
+
+aiortc decodes every received track and encodes every sent one. A forwarding
+unit needs neither: it taps received RTP packets before the jitter buffer and
+writes ready-made RTP packets into senders. The hooks below do exactly that
+and nothing more; ``tests/test_aiortc_glue.py`` checks them against the pinned
+version, and importing this module with another version fails loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from importlib.metadata import version
+from typing import Any
+
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import clock as aiortc_clock
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
+
+PINNED = "1.16.0"
+if version("aiortc") != PINNED:
+    raise ImportError(f"phonghop.aiortc_glue is written for aiortc {PINNED}, found {version('aiortc')}")
+
+PacketHandler = Callable[[RtpPacket], Awaitable[None]]
+
+
+class _PacketSink:
+    """Takes the place of a receiver's jitter buffer: no frame is assembled, so none is decoded."""
+
+    __slots__ = ("packet",)
+
+    def __init__(self) -> None:
+        self.packet: RtpPacket | None = None
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        self.packet = packet
+        return False, None
+
+
+def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
+    """Hand every valid RTP packet to ``on_packet`` instead of the decoder.
+
+    The receiver keeps doing its RTCP work (receiver reports, NACKs, REMB, RTX
+    unwrapping, statistics). Call it from a synchronous ``on("track")`` handler,
+    before the first packet arrives.
+    """
+    sink = _PacketSink()
+    receiver._RTCRtpReceiver__jitter_buffer = sink  # type: ignore[attr-defined]
+    original = receiver._handle_rtp_packet
+
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        await original(packet, arrival_time_ms)
+        taken, sink.packet = sink.packet, None
+        if taken is not None:
+            await on_packet(taken)
+
+    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
+async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Send a PLI for ``media_ssrc`` upstream, to the publisher."""
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call ``callback`` when the remote peer sends PLI or FIR for this sender."""
+    sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+def stamp_audio_level(sender: RTCRtpSender, level: Callable[[], int]) -> None:
+    """Give pre-encoded audio an audio-level header (dBov, -127..0), as aiortc does for raw audio."""
+    original = sender._next_encoded_frame
+
+    async def next_frame(codec: RTCRtpCodecParameters) -> Any:
+        frame = await original(codec)
+        if frame is not None and frame.audio_level is None:
+            frame.audio_level = level()
+        return frame
+
+    sender._next_encoded_frame = next_frame  # type: ignore[method-assign]
+
+
+class PacketSender:
+    """Drives an RTCRtpSender with RTP packets made elsewhere, instead of frames from a track.
+
+    The sender keeps its SSRC, RTCP sender reports, NACK retransmissions and
+    statistics; only its encode loop is replaced by an idle task.
+    """
+
+    def __init__(self, sender: RTCRtpSender, keyframe_requested: Callable[[], None]) -> None:
+        self.sender = sender
+        self.payload_type: int | None = None
+        self.clock_rate = 90000
+        self.codec_name = ""
+        self.started = asyncio.Event()
+        sender._run_rtp = self._idle  # type: ignore[method-assign]
+        on_keyframe_request(sender, keyframe_requested)
+        self._history: dict[int, RtpPacket] = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
+        self._extensions_map = sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
+
+    @property
+    def ssrc(self) -> int:
+        return int(self.sender._ssrc)
+
+    async def _idle(self, codec: RTCRtpCodecParameters) -> None:
+        sender = self.sender
+        self.payload_type = codec.payloadType
+        self.clock_rate = codec.clockRate
+        self.codec_name = codec.name
+        sender._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            sender._RTCRtpSender__rtp_exited.set()  # type: ignore[attr-defined]
+
+    async def send(
+        self,
+        sequence_number: int,
+        timestamp: int,
+        marker: int,
+        payload: bytes,
+        audio_level: Any = None,
+    ) -> int:
+        """Send one packet with this sender's SSRC and payload type; returns the bytes sent."""
+        if self.payload_type is None:
+            return 0
+        sender = self.sender
+        packet = RtpPacket(
+            payload_type=self.payload_type,
+            marker=marker,
+            sequence_number=sequence_number,
+            timestamp=timestamp,
+            ssrc=sender._ssrc,
+            payload=payload,
+        )
+        packet.extensions.mid = sender._RTCRtpSender__mid  # type: ignore[attr-defined]
+        packet.extensions.abs_send_time = (aiortc_clock.current_ntp_time() >> 14) & 0x00FFFFFF
+        packet.extensions.audio_level = audio_level
+        self._history[sequence_number % RTP_HISTORY_SIZE] = packet
+        data = packet.serialize(self._extensions_map)
+        await sender.transport._send_rtp(data)
+        # What the RTCP sender report says about this stream.
+        sender._RTCRtpSender__ntp_timestamp = aiortc_clock.current_ntp_time()  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
+        sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+        return len(data)
