@@ -44,6 +44,14 @@ class RoomPatch(_Body):
     group: RoomGroup | None = None
 
 
+class MediaOut(BaseModel):
+    """What the room's agent reports receiving; rooms are read back from test-source codes."""
+
+    receiving: bool
+    program: str | None = Field(default=None, description="room whose test picture the TV shows")
+    audio: list[str | None] = Field(default_factory=list, description="rooms whose test tones play, per slot")
+
+
 class RoomOut(BaseModel):
     id: str
     name: str
@@ -55,6 +63,7 @@ class RoomOut(BaseModel):
     devices: dict[str, bool]
     up: bool = False
     meeting: int | None = Field(default=None, description="meeting the room is in now")
+    media: MediaOut | None = None
 
 
 class RoomWithToken(RoomOut):

@@ -107,7 +107,6 @@ class MediaPeer:
             tap_receiver(receiver, count)
 
     async def _read_video(self, track: MediaStreamTrack, slot: SlotState) -> None:
-        frames = 0
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
@@ -115,13 +114,10 @@ class MediaPeer:
                     continue
                 slot.packets += 1
                 slot.last_packet = time.monotonic()
-                frames += 1
-                if frames % 3 == 1:
-                    luma = frame.to_ndarray(format="gray")
-                    code = read_code(luma)
-                    if code != slot.code:
-                        slot.code = code
-                        self._changed()
+                code = read_code(frame.to_ndarray(format="gray"))
+                if code != slot.code:
+                    slot.code = code
+                    self._changed()
 
     async def _read_audio(self, track: MediaStreamTrack, slot: SlotState) -> None:
         block: list[np.ndarray] = []

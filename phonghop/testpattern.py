@@ -9,6 +9,7 @@ and hears, which is how the tests and the demo check the routing.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,19 @@ def room_code(room_id: str) -> int:
 
 def tone_hz(room_id: str) -> int:
     return TONE_BASE_HZ + TONE_STEP_HZ * (room_code(room_id) % TONE_STEPS)
+
+
+def room_with_code(code: int | None, rooms: Iterable[str]) -> str | None:
+    if code is None:
+        return None
+    return next((room for room in sorted(rooms) if room_code(room) == code), None)
+
+
+def room_with_tone(hz: float | None, rooms: Iterable[str]) -> str | None:
+    """The room whose tone this is (tones are 50 Hz apart); the first by id if two share one."""
+    if hz is None:
+        return None
+    return next((room for room in sorted(rooms) if abs(tone_hz(room) - hz) < TONE_STEP_HZ / 2), None)
 
 
 def _cell(height: int) -> int:

@@ -8,10 +8,24 @@ from coordinator.auth import Operator
 from coordinator.errors import ApiError
 from coordinator.hub import RoomOffline
 from coordinator.registry import RoomExists, RoomNotFound, RoomRecord
-from coordinator.schemas import CommandRequest, CommandResult, RoomEnroll, RoomOut, RoomPatch, RoomWithToken
+from coordinator.schemas import CommandRequest, CommandResult, MediaOut, RoomEnroll, RoomOut, RoomPatch, RoomWithToken
 from coordinator.services import Services, Svc
+from phonghop.testpattern import room_with_code, room_with_tone
 
 router = APIRouter(prefix="/api/v1/rooms", tags=["rooms"])
+
+
+def _media(services: Services, room_id: str) -> MediaOut | None:
+    conn = services.hub.connections.get(room_id)
+    status = conn.media_status if conn is not None else None
+    if status is None:
+        return None
+    rooms = services.registry.rooms
+    return MediaOut(
+        receiving=status.receiving,
+        program=room_with_code(status.program_code, rooms),
+        audio=[room_with_tone(hz, rooms) for hz in status.audio_hz],
+    )
 
 
 def _out(services: Services, record: RoomRecord) -> RoomOut:
@@ -20,6 +34,7 @@ def _out(services: Services, record: RoomRecord) -> RoomOut:
         **record.public(),
         up=services.hub.is_up(record.id),
         meeting=meeting.meeting_id if meeting else None,
+        media=_media(services, record.id),
     )
 
 

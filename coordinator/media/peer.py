@@ -41,6 +41,8 @@ class OfferError(ValueError):
 
 def check_offer(sdp: str) -> None:
     """Refuse offers the router cannot serve, with a reason, before aiortc sees them."""
+    if not sdp.lstrip().startswith("v=0"):
+        raise OfferError("the offer is not SDP (it does not start with 'v=0'); send pc.localDescription.sdp")
     try:
         session = SessionDescription.parse(sdp)
     except Exception as exc:

@@ -1,0 +1,179 @@
+"""Media through the coordinator with real agent processes: who sees and hears whom."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiortc import RTCRtpSender
+from websockets.asyncio.client import connect
+
+from phonghop.webrtc import peer_connection
+from tests.harness import Agent, Coordinator, sample, wait_for
+
+ROOMS = {"ubnd": "hall", "tdp-01": "residential_group", "tdp-02": "residential_group", "th-phong-son": "school"}
+DECODE = "[media]\ndecode = true\n"
+
+
+def _meeting(coordinator: Coordinator, rooms: list[str]) -> int:
+    with coordinator.api() as api:
+        response = api.post(
+            "/api/v1/meetings",
+            json={
+                "title": "Họp chuyên đề",
+                "chair_room": "ubnd",
+                "invited_rooms": rooms,
+                "start": datetime.now(UTC).isoformat(),
+                "duration_seconds": 600,
+            },
+        )
+        assert response.status_code == 201, response.text
+        return int(response.json()["id"])
+
+
+def _media(coordinator: Coordinator) -> dict[str, dict[str, Any]]:
+    with coordinator.api(token=None) as api:
+        return {room["id"]: room["media"] or {} for room in api.get("/api/v1/rooms").json()}
+
+
+def _routing_is(coordinator: Coordinator, expected: dict[str, tuple[str | None, list[str | None]]]) -> bool:
+    media = _media(coordinator)
+    return all(
+        media[room].get("program") == program and media[room].get("audio") == audio
+        for room, (program, audio) in expected.items()
+    )
+
+
+def _start(start_agent: Callable[..., Agent]) -> dict[str, Agent]:
+    return {room: start_agent(room, group, DECODE) for room, group in ROOMS.items()}
+
+
+@pytest.mark.parametrize("coordinator", ["sqlite"], indirect=True)
+def test_rooms_see_the_chair_then_the_floor(coordinator: Coordinator, start_agent: Callable[..., Agent]) -> None:
+    _start(start_agent)
+    meeting = _meeting(coordinator, list(ROOMS))
+    # Nobody has the floor: everyone sees and hears the chair; the chair sees another room.
+    chair_only = {room: ("ubnd", ["ubnd", None]) for room in ROOMS if room != "ubnd"}
+    chair_only["ubnd"] = ("tdp-01", [None, None])
+    wait_for(lambda: _routing_is(coordinator, chair_only), 30, "every room to show the chair", interval=0.2)
+
+    with coordinator.api() as api:
+        given = time.monotonic()
+        api.put(f"/api/v1/meetings/{meeting}/floor", json={"room": "tdp-02"}).raise_for_status()
+    floor = {room: ("tdp-02", ["ubnd", "tdp-02"]) for room in ("tdp-01", "th-phong-son")}
+    floor["ubnd"] = ("tdp-02", [None, "tdp-02"])
+    floor["tdp-02"] = ("ubnd", ["ubnd", None])
+    wait_for(lambda: _routing_is(coordinator, floor), 5, "every room to follow the floor", interval=0.05)
+    switch_seconds = time.monotonic() - given
+    assert switch_seconds < 1.0, f"floor switch took {switch_seconds:.2f} s"
+
+    wait_for(
+        lambda: all(sample(coordinator.metrics(), "phonghop_room_rtt_seconds", room=room) for room in ROOMS),
+        10,
+        "round-trip times from RTCP",
+    )
+    metrics = coordinator.metrics()
+    assert sample(metrics, "phonghop_rtp_packets_forwarded_total") > 100
+    for room in ROOMS:
+        assert sample(metrics, "phonghop_room_in_meeting", room=room, meeting=str(meeting)) == 1
+        assert sample(metrics, "phonghop_rtp_bytes_total", room=room, direction="in", kind="video") > 0
+        assert sample(metrics, "phonghop_rtp_bytes_total", room=room, direction="out", kind="video") > 0
+        rtt = sample(metrics, "phonghop_room_rtt_seconds", room=room)
+        assert rtt is not None
+        assert 0 <= rtt < 0.5
+        assert sample(metrics, "phonghop_room_packet_loss_ratio", room=room, direction="in") == 0
+
+
+@pytest.mark.parametrize("coordinator", ["sqlite"], indirect=True)
+def test_killed_agent_gets_its_picture_back(coordinator: Coordinator, start_agent: Callable[..., Agent]) -> None:
+    agents = _start(start_agent)
+    meeting = _meeting(coordinator, list(ROOMS))
+    wait_for(lambda: _media(coordinator)["tdp-01"].get("program") == "ubnd", 30, "tdp-01 to show the chair")
+
+    agents["tdp-01"].stop(signal.SIGKILL)
+    wait_for(
+        lambda: sample(coordinator.metrics(), "phonghop_room_in_meeting", room="tdp-01", meeting=str(meeting)) == 0,
+        5,
+        "tdp-01 out of the meeting",
+    )
+    restarted = time.monotonic()
+    agents["tdp-01"].start()
+    wait_for(lambda: _media(coordinator)["tdp-01"].get("program") == "ubnd", 15, "tdp-01 picture back")
+    back_seconds = time.monotonic() - restarted
+    wait_for(
+        lambda: sample(coordinator.metrics(), "phonghop_room_in_meeting", room="tdp-01", meeting=str(meeting)) == 1,
+        5,
+        "tdp-01 in the meeting again",
+    )
+    # The others never noticed: they still see the chair.
+    assert _media(coordinator)["th-phong-son"]["program"] == "ubnd"
+    # From process start (imports, test-source encoding) to the chair's picture decoded.
+    assert back_seconds < 10, f"picture back after {back_seconds:.1f} s"
+
+
+async def _offer(kind_codecs: list[tuple[str, str, str | None]]) -> str:
+    pc = peer_connection()
+    for kind, direction, mime in kind_codecs:
+        transceiver = pc.addTransceiver(kind, direction=direction)
+        if mime is not None:
+            transceiver.setCodecPreferences(
+                [c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType == mime]
+            )
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = str(pc.localDescription.sdp)
+    await pc.close()
+    return sdp
+
+
+@pytest.mark.parametrize("coordinator", ["sqlite"], indirect=True)
+async def test_bad_offers_get_a_reason_and_the_meeting_goes_on(
+    coordinator: Coordinator, start_agent: Callable[..., Agent]
+) -> None:
+    start_agent("ubnd", "hall")
+    start_agent("tdp-01")
+    token = coordinator.enroll("tdp-02")
+    meeting = _meeting(coordinator, ["ubnd", "tdp-01", "tdp-02"])
+    wait_for(
+        lambda: sample(coordinator.metrics(), "phonghop_room_in_meeting", room="tdp-01", meeting=str(meeting)) == 1,
+        30,
+        "tdp-01 media flowing",
+    )
+    offers = {
+        "not sdp at all": "not SDP",
+        "v=0\r\nm=video nonsense\r\n": "does not parse",
+        await _offer([("audio", "sendrecv", None), ("audio", "recvonly", None)]): "2 media sections",
+        await _offer(
+            [("video", "sendrecv", "video/H264"), ("audio", "sendrecv", None), ("audio", "recvonly", None)]
+        ): "forwards VP8 only",
+        await _offer(
+            [("audio", "sendrecv", None), ("video", "sendrecv", None), ("audio", "recvonly", None)]
+        ): "the program slot needs video/sendrecv",
+    }
+    async with connect(coordinator.ws_url("tdp-02"), additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        await ws.send(json.dumps({"type": "hello", "version": "test"}))
+        occurrence = None
+        while occurrence is None:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if message["type"] == "command" and message["action"] == "join":
+                occurrence = message["meeting"]["occurrence"]
+                await ws.send(json.dumps({"type": "ack", "command_id": message["id"]}))
+        forwarded_before = sample(coordinator.metrics(), "phonghop_rtp_packets_forwarded_total") or 0
+        for sdp, fragment in offers.items():
+            await ws.send(json.dumps({"type": "offer", "occurrence": occurrence, "sdp": sdp}))
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert reply["type"] == "error", reply
+            assert reply["code"] == "bad_offer"
+            assert fragment in reply["message"], reply
+        await ws.send(json.dumps({"type": "offer", "occurrence": occurrence + 99, "sdp": "v=0"}))
+        assert "not in meeting occurrence" in json.loads(await asyncio.wait_for(ws.recv(), 10))["message"]
+        await asyncio.sleep(1)
+        metrics = coordinator.metrics()
+    assert sample(metrics, "phonghop_rtp_packets_forwarded_total") > forwarded_before + 50
+    assert sample(metrics, "phonghop_room_in_meeting", room="tdp-01", meeting=str(meeting)) == 1
+    assert sample(metrics, "phonghop_control_errors_total", room="tdp-02", reason="bad_offer") == 6
