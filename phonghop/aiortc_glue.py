@@ -10,6 +10,7 @@ version, and importing this module with another version fails loudly.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from typing import Any
@@ -18,6 +19,8 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc import clock as aiortc_clock
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
+
+log = logging.getLogger(__name__)
 
 PINNED = "1.16.0"
 if version("aiortc") != PINNED:
@@ -54,7 +57,12 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
         await original(packet, arrival_time_ms)
         taken, sink.packet = sink.packet, None
         if taken is not None:
-            await on_packet(taken)
+            try:
+                await on_packet(taken)
+            except Exception:
+                # An exception here would end the receiving transport's loop and
+                # with it this peer: whatever went wrong downstream, keep receiving.
+                log.exception("packet handler failed; packet dropped")
 
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
 
@@ -143,7 +151,10 @@ class PacketSender:
         packet.extensions.audio_level = audio_level
         self._history[sequence_number % RTP_HISTORY_SIZE] = packet
         data = packet.serialize(self._extensions_map)
-        await sender.transport._send_rtp(data)
+        try:
+            await sender.transport._send_rtp(data)
+        except ConnectionError:
+            return 0  # this subscriber's transport is gone; its peer will be discarded
         # What the RTCP sender report says about this stream.
         sender._RTCRtpSender__ntp_timestamp = aiortc_clock.current_ntp_time()  # type: ignore[attr-defined]
         sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]

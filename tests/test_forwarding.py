@@ -1,0 +1,119 @@
+"""The router in this process with real aiortc peers over real sockets: it forwards, never transcodes."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect as pyinspect
+import threading
+import time
+from typing import Any
+
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+import pytest
+
+from coordinator.media.router import MediaCounters, MeetingRouter
+from node_agent.media import MediaPeer
+from node_agent.testsource import TestSource
+from phonghop.aiortc_glue import request_keyframe
+
+ROOMS = ("ubnd", "tdp-01", "tdp-02")
+
+
+class CodecSpy:
+    """Counts decoders and encoders created, and which senders asked for an encoder."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.decoders = 0
+        self.encoder_callers: list[Any] = []
+        real_decoder = aiortc.rtcrtpreceiver.get_decoder
+        real_encoder = aiortc.rtcrtpsender.get_encoder
+
+        def get_decoder(codec: Any) -> Any:
+            self.decoders += 1
+            return real_decoder(codec)
+
+        def get_encoder(codec: Any) -> Any:
+            frame = pyinspect.currentframe()
+            caller = frame.f_back.f_locals.get("self") if frame and frame.f_back else None
+            self.encoder_callers.append(caller)
+            return real_encoder(codec)
+
+        monkeypatch.setattr(aiortc.rtcrtpreceiver, "get_decoder", get_decoder)
+        monkeypatch.setattr(aiortc.rtcrtpsender, "get_encoder", get_encoder)
+
+
+async def _join(router: MeetingRouter, room: str, source: TestSource) -> MediaPeer:
+    peer = MediaPeer(router.occurrence, source, decode=False, changed=lambda: None)
+    await peer.accept(await router.add(room, await peer.offer()))
+    return peer
+
+
+async def _until(predicate: Any, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def sources() -> dict[str, TestSource]:
+    return {room: TestSource(room) for room in ROOMS}
+
+
+async def test_router_forwards_without_codecs_and_relays_keyframe_requests(
+    monkeypatch: pytest.MonkeyPatch, sources: dict[str, TestSource]
+) -> None:
+    spy = CodecSpy(monkeypatch)
+    router = MeetingRouter(occurrence=1, chair="ubnd", mode="presentation", counters=MediaCounters())
+    agents = {room: await _join(router, room, sources[room]) for room in ROOMS}
+    try:
+        await _until(lambda: all(a.slots["program"].packets > 30 for a in agents.values()), 20, "program video")
+        await _until(lambda: agents["tdp-01"].slots["chair_audio"].packets > 50, 5, "the chair's sound")
+        router.set_floor("tdp-02")
+        await _until(lambda: agents["tdp-01"].slots["floor_audio"].packets > 25, 5, "the floor's sound")
+        assert agents["tdp-02"].slots["floor_audio"].packets == 0  # never its own sound back
+        assert router.sources_for("tdp-02") == {"program": "ubnd", "chair_audio": "ubnd", "floor_audio": None}
+
+        # A subscriber's PLI reaches the publisher of what it sees, at most once a second.
+        before = router.counters.keyframe_requests["tdp-02"]
+        receiver = agents["tdp-01"].pc.getTransceivers()[0].receiver
+        ssrc = router.peers["tdp-01"].senders["program"].ssrc
+        for _ in range(5):
+            await request_keyframe(receiver, ssrc)
+        await _until(lambda: router.counters.keyframe_requests["tdp-02"] >= before + 5, 5, "relayed PLIs")
+        await asyncio.sleep(1.2)
+        assert router._keyframes["tdp-02"].sent <= 4  # join, floor switch, then coalesced relays
+
+        assert router.counters.forwarded > 200
+        assert spy.decoders == 0
+        coordinator_senders = {s.sender for p in router.peers.values() for s in p.senders.values()}
+        assert not coordinator_senders & set(spy.encoder_callers)
+        assert all(peer.senders["program"].codec_name == "VP8" for peer in router.peers.values())
+    finally:
+        await router.close()
+        for agent in agents.values():
+            await agent.close()
+
+
+async def test_peers_come_and_go_without_leaks(sources: dict[str, TestSource]) -> None:
+    router = MeetingRouter(occurrence=2, chair="ubnd", mode="presentation", counters=MediaCounters())
+    chair = await _join(router, "ubnd", sources["ubnd"])
+    try:
+        await _until(lambda: "ubnd" in router.peers and router.peers["ubnd"].connected, 10, "the chair")
+        baseline_threads = threading.active_count()
+        baseline_tasks = len(asyncio.all_tasks())
+        for _ in range(30):
+            agent = await _join(router, "tdp-01", sources["tdp-01"])
+            await _until(lambda agent=agent: agent.slots["program"].packets > 0, 10, "a picture")
+            await agent.close()
+            await router.remove("tdp-01", "test cycle")
+        await asyncio.sleep(0.5)
+        assert threading.active_count() <= baseline_threads + 1
+        assert len(asyncio.all_tasks()) <= baseline_tasks + 2
+        assert set(router.peers) == {"ubnd"}
+        assert set(router.streams) == {"ubnd"}
+    finally:
+        await router.close()
+        await chair.close()
