@@ -151,6 +151,8 @@ class FloorRequest(_Body):
 class FloorOut(BaseModel):
     meeting: int
     floor: str | None
+    hands: list[str] = Field(default_factory=list, description="rooms with a raised hand, first come first")
+    speaker: str | None = Field(default=None, description="active speaker (discussion mode)")
 
 
 class AttendanceOut(BaseModel):

@@ -50,6 +50,8 @@ class AgentConfig(BaseModel):
     reconnect_initial_delay: float = Field(default=1.0, ge=0, le=60)
     reconnect_max_delay: float = Field(default=30.0, gt=0, le=600)
     log_level: str = "INFO"
+    # Status and raise-hand API on 127.0.0.1 for the technician and the room's remote; 0 turns it off.
+    local_api_port: int = Field(default=8765, ge=0, le=65535)
     test_source: TestSource = Field(default_factory=TestSource)
     media: Media = Field(default_factory=Media)
 

@@ -19,6 +19,7 @@ class Room:
         self.meeting: MeetingRef | None = None
         self.floor: str | None = None
         self.connected = False
+        self.hand_raised = False
 
     async def join(self, meeting: MeetingRef) -> None:
         if self.meeting is not None and self.meeting.occurrence == meeting.occurrence:
@@ -28,6 +29,7 @@ class Room:
             await self.leave()
         self.meeting = meeting
         self.floor = None
+        self.hand_raised = False
         log.info("joined meeting %s (%s), chaired by %s", meeting.id, meeting.title, meeting.chair)
 
     async def leave(self) -> None:
@@ -35,11 +37,14 @@ class Room:
             log.info("left meeting %s (%s)", self.meeting.id, self.meeting.title)
         self.meeting = None
         self.floor = None
+        self.hand_raised = False
 
     def set_floor(self, meeting_id: int, room: str | None) -> None:
         if self.meeting is None or self.meeting.id != meeting_id:
             return
         self.floor = room
+        if room == self.room_id:
+            self.hand_raised = False
         log.info("floor: %s", room or f"the chair ({self.meeting.chair})")
 
     def status(self) -> dict[str, object]:
@@ -48,4 +53,5 @@ class Room:
             "connected": self.connected,
             "meeting": self.meeting.model_dump() if self.meeting else None,
             "floor": self.floor,
+            "hand_raised": self.hand_raised,
         }

@@ -91,6 +91,7 @@ class Commune:
             f'token_file = "{token_file}"\n'
             "heartbeat_interval = 2.0\n"
             "reconnect_max_delay = 3.0\n"
+            "local_api_port = 0\n"
         )
         return config
 

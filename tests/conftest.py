@@ -37,9 +37,9 @@ def start_agent(coordinator: Coordinator, tmp_path: Path) -> Iterator[Callable[.
     """Enroll a room and start its agent process."""
     agents: list[Agent] = []
 
-    def start(room_id: str, group: str = "residential_group", extra: str = "") -> Agent:
+    def start(room_id: str, group: str = "residential_group", extra: str = "", local_api_port: int = 0) -> Agent:
         token = coordinator.enroll(room_id, group)
-        agent = Agent(coordinator, room_id, token, tmp_path / "rooms" / room_id, extra).start()
+        agent = Agent(coordinator, room_id, token, tmp_path / "rooms" / room_id, extra, local_api_port).start()
         agents.append(agent)
         return agent
 

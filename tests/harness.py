@@ -125,8 +125,11 @@ class Coordinator:
 
 
 class Agent:
-    def __init__(self, coordinator: Coordinator, room_id: str, token: str, folder: Path, extra: str = "") -> None:
+    def __init__(
+        self, coordinator: Coordinator, room_id: str, token: str, folder: Path, extra: str = "", local_api_port: int = 0
+    ) -> None:
         self.room_id = room_id
+        self.local_api = f"http://127.0.0.1:{local_api_port}" if local_api_port else None
         folder.mkdir(parents=True, exist_ok=True)
         self.token_file = folder / "room.token"
         self.token_file.write_text(token + "\n")
@@ -137,7 +140,8 @@ class Agent:
             f'token_file = "{self.token_file}"\n'
             "heartbeat_interval = 0.5\n"
             "reconnect_initial_delay = 0.3\n"
-            "reconnect_max_delay = 1.0\n" + extra
+            "reconnect_max_delay = 1.0\n"
+            f"local_api_port = {local_api_port}\n" + extra
         )
         self.log = folder / "agent.log"
         self.proc: subprocess.Popen[bytes] | None = None

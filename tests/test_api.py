@@ -159,7 +159,7 @@ def test_start_end_now_and_floor(coordinator: Coordinator) -> None:
         assert started["running"]["missing"] == ["tdp-01", "ubnd"]
         assert api.post(f"/api/v1/meetings/{meeting_id}/start").status_code == 409
         given = api.put(f"/api/v1/meetings/{meeting_id}/floor", json={"room": "tdp-01"})
-        assert given.json() == {"meeting": meeting_id, "floor": "tdp-01"}
+        assert given.json() == {"meeting": meeting_id, "floor": "tdp-01", "hands": [], "speaker": None}
         outsider = api.put(f"/api/v1/meetings/{meeting_id}/floor", json={"room": "th-phong-son"})
         assert outsider.status_code == 422
         assert "not invited" in _error(outsider)["message"]

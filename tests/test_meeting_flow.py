@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from tests.harness import Agent, Coordinator, Samples, sample, wait_for
+import httpx
+
+from tests.harness import Agent, Coordinator, Samples, free_port, sample, wait_for
 
 ROOMS = {"ubnd": "hall", "tdp-01": "residential_group", "th-phong-son": "school"}
 
@@ -180,3 +182,29 @@ def test_operator_commands_reach_the_agent_and_come_back(
         offline = api.post("/api/v1/rooms/th-phong-son/commands", json={"action": "run_check"})
         assert offline.status_code == 409
         assert "not connected" in offline.json()["error"]["message"]
+
+
+def test_a_room_raises_its_hand_and_gets_the_floor(coordinator: Coordinator, start_agent: Callable[..., Agent]) -> None:
+    port = free_port()
+    agent = start_agent("tdp-01", local_api_port=port)
+    start_agent("ubnd", "hall")
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as local:
+        wait_for(lambda: local.get("/status").json()["connected"], 15, "the agent's local API")
+        too_early = local.post("/hand")
+        assert too_early.status_code == 409
+        assert "đang không họp" in too_early.json()["error"]
+        meeting = _schedule(coordinator, start_in=0.5)
+        wait_for(lambda: local.get("/status").json()["meeting"], 15, "the agent in the meeting")
+        assert local.post("/hand").json() == {"hand_raised": True}
+        with coordinator.api() as api:
+            wait_for(
+                lambda: api.get(f"/api/v1/meetings/{meeting}/floor").json()["hands"] == ["tdp-01"],
+                5,
+                "the raised hand in the queue",
+            )
+            floor = api.put(f"/api/v1/meetings/{meeting}/floor", json={"room": "tdp-01"}).json()
+            assert floor["floor"] == "tdp-01"
+            assert floor["hands"] == []
+        wait_for(lambda: local.get("/status").json()["floor"] == "tdp-01", 5, "the agent to know it has the floor")
+        assert local.get("/status").json()["hand_raised"] is False
+    assert agent.local_api is not None

@@ -145,11 +145,17 @@ def _running(services: Services, meeting_id: int) -> None:
         )
 
 
+def _floor(services: Services, meeting_id: int) -> FloorOut:
+    active = services.hub.meetings[meeting_id]
+    speaker = active.router.speaker.current if active.router is not None else None
+    return FloorOut(meeting=meeting_id, floor=active.floor, hands=list(active.hands), speaker=speaker)
+
+
 @router.get("/{meeting_id}/floor")
 async def get_floor(meeting_id: int, services: Svc) -> FloorOut:
     await services.schedule.get(meeting_id)
     _running(services, meeting_id)
-    return FloorOut(meeting=meeting_id, floor=services.hub.meetings[meeting_id].floor)
+    return _floor(services, meeting_id)
 
 
 @router.put("/{meeting_id}/floor", dependencies=[Operator])
@@ -165,7 +171,7 @@ async def give_floor(meeting_id: int, body: FloorRequest, services: Svc) -> Floo
             {"room": "not invited to this meeting"},
         )
     await services.hub.set_floor(meeting_id, body.room)
-    return FloorOut(meeting=meeting_id, floor=body.room)
+    return _floor(services, meeting_id)
 
 
 @router.delete("/{meeting_id}/floor", dependencies=[Operator])
@@ -173,4 +179,4 @@ async def take_floor(meeting_id: int, services: Svc) -> FloorOut:
     await services.schedule.get(meeting_id)
     _running(services, meeting_id)
     await services.hub.set_floor(meeting_id, None)
-    return FloorOut(meeting=meeting_id, floor=None)
+    return _floor(services, meeting_id)
