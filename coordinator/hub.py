@@ -39,6 +39,7 @@ from phonghop.protocol import (
     MediaStatus,
     MeetingRef,
     Offer,
+    Publish,
     Welcome,
 )
 
@@ -147,6 +148,7 @@ class Hub:
         self.meetings: dict[int, ActiveMeeting] = {}
         self.connects_total: dict[str, int] = {}
         self.media_counters = MediaCounters()
+        self._background: set[asyncio.Future[bool]] = set()
         self._pending: dict[str, PendingCommand] = {}
         self._ids = itertools.count(1)
 
@@ -251,6 +253,13 @@ class Hub:
         log.info("room %s: media offer for meeting %s answered", conn.room_id, meeting.meeting_id)
         return None
 
+    def _tell_publish(self, room_id: str, video: bool, audio: bool) -> None:
+        conn = self.connections.get(room_id)
+        if conn is not None:
+            task = asyncio.ensure_future(conn.send(Publish(video=video, audio=audio)))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
     def _on_hand(self, room_id: str, raised: bool) -> Error | None:
         meeting = self.meeting_with(room_id)
         if meeting is None:
@@ -338,7 +347,9 @@ class Hub:
             expected=expected,
             floor=occurrence.floor_room,
         )
-        active.router = MeetingRouter(occurrence.id, meeting.chair_room, meeting.mode, self.media_counters)
+        active.router = MeetingRouter(
+            occurrence.id, meeting.chair_room, meeting.mode, self.media_counters, self._tell_publish
+        )
         active.router.set_floor(active.floor)
         self.meetings[meeting.id] = active
         log.info(

@@ -36,6 +36,7 @@ from phonghop.protocol import (
     Floor,
     Heartbeat,
     Hello,
+    Publish,
     Welcome,
     coordinator_message,
     explain,
@@ -198,6 +199,9 @@ class ControlClient:
         elif isinstance(message, Answer):
             if self.media is not None:
                 self.media.on_answer(message)
+        elif isinstance(message, Publish):
+            if self.media is not None:
+                self.media.on_publish(message)
         else:
             log.warning("coordinator reports an error (%s): %s", message.code, message.message)
             if message.code == "bad_offer" and self.media is not None:

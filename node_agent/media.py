@@ -25,8 +25,8 @@ from pydantic import BaseModel
 
 from node_agent.room import Room
 from node_agent.testsource import TestSource
-from phonghop.aiortc_glue import on_keyframe_request, stamp_audio_level, tap_receiver
-from phonghop.protocol import Answer, MediaStatus, Offer
+from phonghop.aiortc_glue import on_keyframe_request, set_sending, stamp_audio_level, tap_receiver
+from phonghop.protocol import Answer, MediaStatus, Offer, Publish
 from phonghop.testpattern import dominant_hz, read_code
 from phonghop.webrtc import peer_connection
 
@@ -67,11 +67,21 @@ class MediaPeer:
         self.pc = peer_connection()
         video = self.pc.addTransceiver(source.video, direction="sendrecv")
         audio = self.pc.addTransceiver(source.audio, direction="sendrecv")
+        self.video_sender, self.audio_sender = video.sender, audio.sender
+        self.source = source
+        self.sending_video = True
         self.pc.addTransceiver("audio", direction="recvonly")
         _prefer(video, "video", "video/VP8")
         on_keyframe_request(video.sender, source.video.request_keyframe)
         stamp_audio_level(audio.sender, source.audio_level)
         self.pc.on("track", self._on_track)
+
+    def publish(self, video: bool, audio: bool) -> None:
+        if video and not self.sending_video:
+            self.source.video.request_keyframe()  # start again with a whole picture
+        self.sending_video = video
+        set_sending(self.video_sender, video)
+        set_sending(self.audio_sender, audio)
 
     @property
     def state(self) -> str:
@@ -187,6 +197,7 @@ class MediaManager:
         self._answer: asyncio.Future[str] | None = None
         self._wake = asyncio.Event()
         self._last_status: MediaStatus | None = None
+        self._publish = Publish(video=True, audio=True)
 
     def poke(self) -> None:
         self._wake.set()
@@ -199,6 +210,14 @@ class MediaManager:
             and answer.occurrence == self.peer.occurrence
         ):
             self._answer.set_result(answer.sdp)
+
+    def on_publish(self, publish: Publish) -> None:
+        """The coordinator says what of ours anyone receives; send only that."""
+        if publish != self._publish:
+            log.info("media: sending %s", ", ".join(k for k in ("video", "audio") if getattr(publish, k)) or "nothing")
+        self._publish = publish
+        if self.peer is not None:
+            self.peer.publish(publish.video, publish.audio)
 
     def on_refusal(self, message: str) -> None:
         if self._answer is not None and not self._answer.done():
@@ -240,6 +259,7 @@ class MediaManager:
 
     async def _open(self, occurrence: int) -> None:
         peer = MediaPeer(occurrence, self.source, self.decode, self.poke)
+        peer.publish(self._publish.video, self._publish.audio)
         self.peer = peer
         self.peers_created += 1
         self._answer = asyncio.get_running_loop().create_future()

@@ -67,6 +67,21 @@ def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
 
 
+def watch_rtcp(endpoint: RTCRtpReceiver | RTCRtpSender, heard: Callable[[], None]) -> None:
+    """Call ``heard`` for every RTCP packet routed to this receiver or sender.
+
+    Sender reports keep coming while a room sends no media (and receiver
+    reports while it receives some), so this tells a live peer from a dead one.
+    """
+    original = endpoint._handle_rtcp_packet
+
+    async def handle(packet: Any) -> None:
+        heard()
+        await original(packet)
+
+    endpoint._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     """Send a PLI for ``media_ssrc`` upstream, to the publisher."""
     await receiver._send_rtcp_pli(media_ssrc)
@@ -88,6 +103,11 @@ def stamp_audio_level(sender: RTCRtpSender, level: Callable[[], int]) -> None:
         return frame
 
     sender._next_encoded_frame = next_frame  # type: ignore[method-assign]
+
+
+def set_sending(sender: RTCRtpSender, enabled: bool) -> None:
+    """Pause or resume a track-driven sender; while paused it drops frames without encoding them."""
+    sender._enabled = enabled
 
 
 class PacketSender:

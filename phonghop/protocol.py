@@ -100,6 +100,14 @@ class Floor(_Message):
     room: str | None
 
 
+class Publish(_Message):
+    """Which of its media the room should send: only what some room is shown or played."""
+
+    type: Literal["publish"] = "publish"
+    video: bool
+    audio: bool
+
+
 class Answer(_Message):
     type: Literal["answer"] = "answer"
     occurrence: int
@@ -112,7 +120,7 @@ class Error(_Message):
     message: str
 
 
-AnyCoordinatorMessage = Welcome | Command | Floor | Answer | Error
+AnyCoordinatorMessage = Welcome | Command | Floor | Answer | Publish | Error
 CoordinatorMessage = Annotated[AnyCoordinatorMessage, Field(discriminator="type")]
 
 agent_message: TypeAdapter[AnyAgentMessage] = TypeAdapter(AgentMessage)

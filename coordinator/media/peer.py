@@ -22,7 +22,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 from av.frame import Frame
 
-from phonghop.aiortc_glue import PacketSender, request_keyframe, tap_receiver
+from phonghop.aiortc_glue import PacketSender, request_keyframe, tap_receiver, watch_rtcp
 from phonghop.webrtc import peer_connection
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class RoomPeer:
         self.senders: dict[str, PacketSender] = {}
         self.receivers: dict[str, RTCRtpReceiver] = {}
         self.remote_ssrc: dict[str, int] = {}
-        self.last_packet = 0.0
+        self.last_heard = 0.0
         self.quality = Quality()
         self._on_packet = on_packet
         self._on_keyframe_request = on_keyframe_request
@@ -122,7 +122,11 @@ class RoomPeer:
         return self.pc.connectionState == "connected"
 
     def flowing(self, within: float = 3.0) -> bool:
-        return self.connected and time.monotonic() - self.last_packet < within
+        """Connected, and heard from lately (media, or RTCP reports while it sends nothing)."""
+        return self.connected and time.monotonic() - self.last_heard < within
+
+    def _heard(self) -> None:
+        self.last_heard = time.monotonic()
 
     async def answer(self, offer_sdp: str) -> str:
         check_offer(offer_sdp)
@@ -134,6 +138,8 @@ class RoomPeer:
             sender = self.pc.addTrack(_Placeholder(kind))
             assert sender is transceiver.sender
             self.senders[slot] = PacketSender(sender, partial(self._on_keyframe_request, self.room, slot))
+            watch_rtcp(sender, self._heard)
+            watch_rtcp(transceiver.receiver, self._heard)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self._stats_task = asyncio.create_task(self._poll_stats(), name=f"stats-{self.room}")
         return str(self.pc.localDescription.sdp)
@@ -145,7 +151,7 @@ class RoomPeer:
         room = self.room
 
         async def handle(packet: RtpPacket) -> None:
-            self.last_packet = time.monotonic()
+            self.last_heard = time.monotonic()
             self.remote_ssrc[kind] = packet.ssrc
             await self._on_packet(room, kind, packet)
 

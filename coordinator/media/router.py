@@ -27,6 +27,7 @@ from coordinator.media.vp8 import inspect
 log = logging.getLogger(__name__)
 
 KEYFRAME_INTERVAL = 1.0
+PublishHandler = Callable[[str, bool, bool], None]
 SLOT_KINDS = {"program": ("video", 90000), "chair_audio": ("audio", 48000), "floor_audio": ("audio", 48000)}
 
 
@@ -73,8 +74,17 @@ class KeyframeGate:
 
 
 class MeetingRouter:
-    def __init__(self, occurrence: int, chair: str, mode: str, counters: MediaCounters) -> None:
+    def __init__(
+        self,
+        occurrence: int,
+        chair: str,
+        mode: str,
+        counters: MediaCounters,
+        on_publish: PublishHandler | None = None,
+    ) -> None:
         self.occurrence = occurrence
+        self._on_publish = on_publish
+        self._publishing: dict[str, tuple[bool, bool]] = {}
         self.chair = chair
         self.mode = mode
         self.floor: str | None = None
@@ -113,6 +123,7 @@ class MeetingRouter:
         if peer is None:
             return
         log.info("room %s: media peer removed (%s)", room, reason)
+        self._publishing.pop(room, None)
         self.streams.pop(room, None)
         gate = self._keyframes.pop(room, None)
         if gate is not None:
@@ -169,6 +180,17 @@ class MeetingRouter:
                 if source is not None:
                     fanout[(source, stream.kind)].append(stream)
         self.fanout = dict(fanout)
+        self._tell_publishers()
+
+    def _tell_publishers(self) -> None:
+        """Rooms send only what someone receives; in discussion mode everyone's sound (for the speaker)."""
+        if self._on_publish is None:
+            return
+        for room in self.peers:
+            wanted = ((room, "video") in self.fanout, (room, "audio") in self.fanout or self.mode == "discussion")
+            if self._publishing.get(room) != wanted:
+                self._publishing[room] = wanted
+                self._on_publish(room, *wanted)
 
     def sources_for(self, room: str) -> dict[str, str | None]:
         return {slot: stream.source for slot, stream in self.streams.get(room, {}).items()}
