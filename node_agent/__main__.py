@@ -11,7 +11,6 @@ from pathlib import Path
 
 from node_agent.config import ConfigError, load_config
 from node_agent.control import ControlClient
-from node_agent.local_api import local_server
 from node_agent.media import MediaManager
 from node_agent.room import Room
 from node_agent.testsource import TestSource
@@ -38,6 +37,8 @@ async def _run(config_path: Path) -> int:
         control.media = MediaManager(room, control.source, config.media.decode, control.send)
         tasks.append(asyncio.create_task(control.media.run(stop), name="media"))
     if config.local_api_port:
+        from node_agent.local_api import local_server  # FastAPI costs a third of a second to import
+
         server, stop_server = local_server(control, config.local_api_port)
         tasks.append(asyncio.create_task(server.serve(), name="local-api"))
         stop_task = asyncio.create_task(stop.wait())
