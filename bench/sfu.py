@@ -214,6 +214,8 @@ async def load(base: str, rooms: int, subscribers: int, seconds: float, router_p
         cpu1, gen1, t1 = cpu_seconds(router_pid), time.process_time(), time.monotonic()
         loss_after = [await m.loss() for m in members]
         result = (await client.get("/delays")).json()
+        for member in members:
+            await member.pc.close()  # else aiortc's decoder threads keep the process alive
     elapsed = t1 - t0
     video_packets = sum(m.counts.get(0, Counts()).packets - before[id(m)][0] for m in members)
     frames = [(m.counts.get(0, Counts()).frames - before[id(m)][1]) / elapsed for m in members if m.name != "room-000"]

@@ -33,6 +33,7 @@ from phonghop.protocol import (
     DeviceName,
     Error,
     Floor,
+    GiveFloor,
     Hand,
     Heartbeat,
     Hello,
@@ -235,6 +236,8 @@ class Hub:
             return None
         if isinstance(message, Hand):
             return self._on_hand(conn.room_id, message.raised)
+        if isinstance(message, GiveFloor):
+            return await self._on_give_floor(conn.room_id, message.room)
         return await self._on_ack(conn, message)
 
     async def _on_offer(self, conn: Connection, offer: Offer) -> Error | None:
@@ -259,6 +262,15 @@ class Hub:
             task = asyncio.ensure_future(conn.send(Publish(video=video, audio=audio)))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    async def _on_give_floor(self, room_id: str, target: str | None) -> Error | None:
+        meeting = self.meeting_with(room_id)
+        if meeting is None or meeting.chair != room_id:
+            return Error(code="not_chair", message="only the chair room of a running meeting can give the floor")
+        if target is not None and target not in meeting.expected:
+            return Error(code="not_invited", message=f"room {target} is not invited to this meeting")
+        await self.set_floor(meeting.meeting_id, target)
+        return None
 
     def _on_hand(self, room_id: str, raised: bool) -> Error | None:
         meeting = self.meeting_with(room_id)

@@ -9,9 +9,14 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from node_agent.control import ControlClient
-from phonghop.protocol import Hand
+from phonghop.protocol import GiveFloor, Hand
+
+
+class FloorBody(BaseModel):
+    room: str | None
 
 
 def build_app(control: ControlClient) -> FastAPI:
@@ -29,6 +34,15 @@ def build_app(control: ControlClient) -> FastAPI:
             return JSONResponse({"error": "mất kết nối tới máy chủ điều phối; thử lại sau"}, status_code=503)
         control.room.hand_raised = raised
         return JSONResponse({"hand_raised": raised})
+
+    @app.put("/floor")
+    async def give_floor(body: FloorBody) -> JSONResponse:
+        """For the chair room: give the floor to a room (null takes it back)."""
+        if control.room.meeting is None or control.room.meeting.chair != control.room.room_id:
+            return JSONResponse({"error": "chỉ phòng chủ trì mới trao quyền phát biểu"}, status_code=409)
+        if not await control.send(GiveFloor(room=body.room)):
+            return JSONResponse({"error": "mất kết nối tới máy chủ điều phối; thử lại sau"}, status_code=503)
+        return JSONResponse({"requested": body.room})
 
     @app.post("/hand")
     async def raise_hand() -> JSONResponse:

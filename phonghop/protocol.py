@@ -64,7 +64,14 @@ class Hand(_Message):
     raised: bool
 
 
-AnyAgentMessage = Hello | Heartbeat | Ack | Offer | MediaStatus | Hand
+class GiveFloor(_Message):
+    """The chair room gives the floor to a room, or takes it back (room None)."""
+
+    type: Literal["give_floor"] = "give_floor"
+    room: str | None = Field(default=None, max_length=32)
+
+
+AnyAgentMessage = Hello | Heartbeat | Ack | Offer | MediaStatus | Hand | GiveFloor
 AgentMessage = Annotated[AnyAgentMessage, Field(discriminator="type")]
 
 

@@ -185,9 +185,9 @@ def test_operator_commands_reach_the_agent_and_come_back(
 
 
 def test_a_room_raises_its_hand_and_gets_the_floor(coordinator: Coordinator, start_agent: Callable[..., Agent]) -> None:
-    port = free_port()
+    port, chair_port = free_port(), free_port()
     agent = start_agent("tdp-01", local_api_port=port)
-    start_agent("ubnd", "hall")
+    start_agent("ubnd", "hall", local_api_port=chair_port)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as local:
         wait_for(lambda: local.get("/status").json()["connected"], 15, "the agent's local API")
         too_early = local.post("/hand")
@@ -207,4 +207,9 @@ def test_a_room_raises_its_hand_and_gets_the_floor(coordinator: Coordinator, sta
             assert floor["hands"] == []
         wait_for(lambda: local.get("/status").json()["floor"] == "tdp-01", 5, "the agent to know it has the floor")
         assert local.get("/status").json()["hand_raised"] is False
+        # Only the chair room takes the floor back (or gives it) from its own remote.
+        assert local.put("/floor", json={"room": None}).status_code == 409
+        chair = httpx.put(f"http://127.0.0.1:{chair_port}/floor", json={"room": None}, timeout=5)
+        assert chair.status_code == 200, chair.text
+        wait_for(lambda: local.get("/status").json()["floor"] is None, 5, "the floor back with the chair")
     assert agent.local_api is not None
