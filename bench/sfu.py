@@ -207,6 +207,7 @@ async def load(base: str, rooms: int, subscribers: int, seconds: float, router_p
             await member.join(client)
         await asyncio.sleep(5)  # connect and get keyframes
         await client.post("/delays/reset")
+        forwarded0 = (await client.get("/delays")).json()["forwarded"]
         before = {id(m): (m.counts.get(0, Counts()).packets, m.counts.get(0, Counts()).frames) for m in members}
         loss_before = [await m.loss() for m in members]
         cpu0, gen0, t0 = cpu_seconds(router_pid), time.process_time(), time.monotonic()
@@ -222,7 +223,12 @@ async def load(base: str, rooms: int, subscribers: int, seconds: float, router_p
     received = sum(a[0] - b[0] for a, b in zip(loss_after, loss_before, strict=True))
     lost = sum(a[1] - b[1] for a, b in zip(loss_after, loss_before, strict=True))
     delays = result["delays"]
+    forwarded_rate = (result["forwarded"] - forwarded0) / elapsed
     return {
+        "forwarded_packets_per_second": forwarded_rate,
+        "router_cpu_us_per_forwarded_packet": 1e6 * (cpu1 - cpu0) / (forwarded_rate * elapsed)
+        if forwarded_rate
+        else None,
         "router_cpu_percent": 100 * (cpu1 - cpu0) / elapsed,
         "generator_cpu_percent": 100 * (gen1 - gen0) / elapsed,
         "video_packets_per_second_received": video_packets / elapsed,

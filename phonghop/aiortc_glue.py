@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
+from struct import pack_into
 from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
@@ -119,7 +121,7 @@ class PacketSender:
 
     def __init__(self, sender: RTCRtpSender, keyframe_requested: Callable[[], None]) -> None:
         self.sender = sender
-        self.payload_type: int | None = None
+        self.payload_type = 0
         self.clock_rate = 90000
         self.codec_name = ""
         self.started = asyncio.Event()
@@ -127,6 +129,10 @@ class PacketSender:
         on_keyframe_request(sender, keyframe_requested)
         self._history: dict[int, RtpPacket] = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
         self._extensions_map = sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
+        self._header: bytes | None = None
+        self._ssrc = 0
+        self._mid: str | None = None
+        self._report_clock = 0.0
 
     @property
     def ssrc(self) -> int:
@@ -134,7 +140,14 @@ class PacketSender:
 
     async def _idle(self, codec: RTCRtpCodecParameters) -> None:
         sender = self.sender
-        self.payload_type = codec.payloadType
+        # The RTP header is the same for every packet but for marker, sequence number and
+        # timestamp: serialize it once (with the MID extension) and patch those fields.
+        self._ssrc = sender._ssrc
+        self._mid = sender._RTCRtpSender__mid  # type: ignore[attr-defined]
+        self.payload_type = int(codec.payloadType or 0)
+        template = RtpPacket(payload_type=self.payload_type, ssrc=self._ssrc)
+        template.extensions.mid = self._mid
+        self._header = template.serialize(self._extensions_map)
         self.clock_rate = codec.clockRate
         self.codec_name = codec.name
         sender._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
@@ -146,38 +159,29 @@ class PacketSender:
         finally:
             sender._RTCRtpSender__rtp_exited.set()  # type: ignore[attr-defined]
 
-    async def send(
-        self,
-        sequence_number: int,
-        timestamp: int,
-        marker: int,
-        payload: bytes,
-        audio_level: Any = None,
-    ) -> int:
-        """Send one packet with this sender's SSRC and payload type; returns the bytes sent."""
-        if self.payload_type is None:
+    async def send(self, sequence_number: int, timestamp: int, marker: int, payload: bytes) -> int:
+        """Send one packet with this sender's SSRC, payload type and MID; returns the bytes sent."""
+        header = self._header
+        if header is None:
             return 0
         sender = self.sender
-        packet = RtpPacket(
-            payload_type=self.payload_type,
-            marker=marker,
-            sequence_number=sequence_number,
-            timestamp=timestamp,
-            ssrc=sender._ssrc,
-            payload=payload,
-        )
-        packet.extensions.mid = sender._RTCRtpSender__mid  # type: ignore[attr-defined]
-        packet.extensions.abs_send_time = (aiortc_clock.current_ntp_time() >> 14) & 0x00FFFFFF
-        packet.extensions.audio_level = audio_level
-        self._history[sequence_number % RTP_HISTORY_SIZE] = packet
-        data = packet.serialize(self._extensions_map)
+        data = bytearray(header)
+        data[1] = (marker << 7) | self.payload_type
+        pack_into("!HI", data, 2, sequence_number, timestamp)
+        data += payload
+        packet = RtpPacket(self.payload_type, marker, sequence_number, timestamp, self._ssrc, payload)
+        packet.extensions.mid = self._mid
+        self._history[sequence_number % RTP_HISTORY_SIZE] = packet  # for NACK retransmissions
         try:
-            await sender.transport._send_rtp(data)
+            await sender.transport._send_rtp(bytes(data))
         except ConnectionError:
             return 0  # this subscriber's transport is gone; its peer will be discarded
-        # What the RTCP sender report says about this stream.
-        sender._RTCRtpSender__ntp_timestamp = aiortc_clock.current_ntp_time()  # type: ignore[attr-defined]
-        sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
+        # What the next RTCP sender report says about this stream.
+        now = time.monotonic()
+        if now - self._report_clock >= 0.05:
+            self._report_clock = now
+            sender._RTCRtpSender__ntp_timestamp = aiortc_clock.current_ntp_time()  # type: ignore[attr-defined]
+            sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
         sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
         sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
         return len(data)

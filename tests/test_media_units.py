@@ -40,7 +40,7 @@ class _Sink:
     def __init__(self) -> None:
         self.sent: list[tuple[int, int, bytes]] = []
 
-    async def __call__(self, seq: int, ts: int, marker: int, payload: bytes, level: object) -> int:
+    async def __call__(self, seq: int, ts: int, marker: int, payload: bytes) -> int:
         self.sent.append((seq, ts, payload))
         return len(payload)
 

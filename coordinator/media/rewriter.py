@@ -15,7 +15,7 @@ from aiortc.rtp import RtpPacket
 
 from coordinator.media.vp8 import Vp8Info, with_picture_id
 
-SendPacket = Callable[[int, int, int, bytes, object], Awaitable[int]]
+SendPacket = Callable[[int, int, int, bytes], Awaitable[int]]
 
 
 def _seq_before(a: int, b: int) -> bool:
@@ -70,7 +70,7 @@ class SlotStream:
             pic = (vp8.picture_id + self._pic_offset) & 0x7FFF
             payload = with_picture_id(payload, vp8.picture_id_at, pic)
             self._out_pic = pic
-        sent = await self._send(seq, ts, packet.marker, payload, packet.extensions.audio_level)
+        sent = await self._send(seq, ts, packet.marker, payload)
         if sent:
             self._out_seq, self._out_ts, self._last_send = seq, ts, now
             self.packets += 1
