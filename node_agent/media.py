@@ -82,6 +82,8 @@ class MediaPeer:
         self.sending_video = video
         set_sending(self.video_sender, video)
         set_sending(self.audio_sender, audio)
+        self.source.video.pause(not video)
+        self.source.audio.pause(not audio)
 
     @property
     def state(self) -> str:

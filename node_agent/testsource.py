@@ -94,6 +94,16 @@ class LoopTrack(MediaStreamTrack):
         self._index = 0
         self._sent = 0
         self._start: float | None = None
+        self._running = asyncio.Event()
+        self._running.set()
+
+    def pause(self, paused: bool) -> None:
+        """A paused track blocks its sender instead of feeding it frames it would drop."""
+        if paused:
+            self._running.clear()
+        elif not self._running.is_set():
+            self._start = None  # pace from now, do not catch up
+            self._running.set()
 
     def replace(self, packets: list[bytes]) -> None:
         self._packets = packets
@@ -103,9 +113,10 @@ class LoopTrack(MediaStreamTrack):
         self._index = 0
 
     async def recv(self) -> Packet[Any]:
+        await self._running.wait()
         now = time.monotonic()
         if self._start is None:
-            self._start = now
+            self._start = now - self._sent * self._interval
         due = self._start + self._sent * self._interval
         if due > now:
             await asyncio.sleep(due - now)

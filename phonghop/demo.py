@@ -92,6 +92,8 @@ class Commune:
             "heartbeat_interval = 2.0\n"
             "reconnect_max_delay = 3.0\n"
             "local_api_port = 0\n"
+            # A smaller picture keeps 28 simulated rooms and the coordinator comfortable on two cores.
+            "[test_source]\nwidth = 320\nheight = 180\nfps = 10\nbitrate = 150000\n"
         )
         return config
 

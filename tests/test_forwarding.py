@@ -104,12 +104,17 @@ async def test_peers_come_and_go_without_leaks(sources: dict[str, TestSource]) -
         await _until(lambda: "ubnd" in router.peers and router.peers["ubnd"].connected, 10, "the chair")
         baseline_threads = threading.active_count()
         baseline_tasks = len(asyncio.all_tasks())
+        first_picture: list[float] = []
         for _ in range(30):
+            joined = time.monotonic()
             agent = await _join(router, "tdp-01", sources["tdp-01"])
             await _until(lambda agent=agent: agent.slots["program"].packets > 0, 10, "a picture")
+            first_picture.append(time.monotonic() - joined)
             await agent.close()
             await router.remove("tdp-01", "test cycle")
         await asyncio.sleep(0.5)
+        first_picture.sort()
+        print(f"MEASURED late joiner's first picture: median {first_picture[15]:.2f} s, max {first_picture[-1]:.2f} s")
         assert threading.active_count() <= baseline_threads + 1
         assert len(asyncio.all_tasks()) <= baseline_tasks + 2
         assert set(router.peers) == {"ubnd"}

@@ -71,6 +71,7 @@ def test_rooms_see_the_chair_then_the_floor(coordinator: Coordinator, start_agen
     floor["tdp-02"] = ("ubnd", ["ubnd", None])
     wait_for(lambda: _routing_is(coordinator, floor), 5, "every room to follow the floor", interval=0.05)
     switch_seconds = time.monotonic() - given
+    print(f"MEASURED floor switch visible at every room after {switch_seconds:.2f} s")
     assert switch_seconds < 1.0, f"floor switch took {switch_seconds:.2f} s"
 
     # Only rooms that someone watches send video: th-phong-son was never on a program slot.
@@ -111,6 +112,7 @@ def test_killed_agent_gets_its_picture_back(coordinator: Coordinator, start_agen
     agents["tdp-01"].start()
     wait_for(lambda: _media(coordinator)["tdp-01"].get("program") == "ubnd", 15, "tdp-01 picture back")
     back_seconds = time.monotonic() - restarted
+    print(f"MEASURED killed agent shows the chair {back_seconds:.2f} s after its restart")
     wait_for(
         lambda: sample(coordinator.metrics(), "phonghop_room_in_meeting", room="tdp-01", meeting=str(meeting)) == 1,
         5,
@@ -119,7 +121,7 @@ def test_killed_agent_gets_its_picture_back(coordinator: Coordinator, start_agen
     # The others never noticed: they still see the chair.
     assert _media(coordinator)["th-phong-son"]["program"] == "ubnd"
     # From process start (imports, test-source encoding) to the chair's picture decoded.
-    assert back_seconds < 10, f"picture back after {back_seconds:.1f} s"
+    assert back_seconds < 5, f"picture back after {back_seconds:.1f} s"
 
 
 async def _offer(kind_codecs: list[tuple[str, str, str | None]]) -> str:
@@ -182,3 +184,39 @@ async def test_bad_offers_get_a_reason_and_the_meeting_goes_on(
     assert sample(metrics, "phonghop_rtp_packets_forwarded_total") > forwarded_before + 50
     assert sample(metrics, "phonghop_room_in_meeting", room="tdp-01", meeting=str(meeting)) == 1
     assert sample(metrics, "phonghop_control_errors_total", room="tdp-02", reason="bad_offer") == 6
+
+
+@pytest.mark.parametrize("coordinator", ["sqlite"], indirect=True)
+def test_discussion_mode_follows_the_active_speaker(
+    coordinator: Coordinator, start_agent: Callable[..., Agent]
+) -> None:
+    silent = DECODE + "[test_source]\ntalking = false\n"
+    agents = {
+        "ubnd": start_agent("ubnd", "hall", silent),
+        "tdp-01": start_agent("tdp-01", "residential_group", DECODE),
+        "tdp-02": start_agent("tdp-02", "residential_group", silent),
+        "th-phong-son": start_agent("th-phong-son", "school", silent),
+    }
+    meeting = _meeting(coordinator, list(ROOMS))
+    with coordinator.api() as api:
+        api.patch(f"/api/v1/meetings/{meeting}", json={"mode": "discussion"}).raise_for_status()
+        floor = f"/api/v1/meetings/{meeting}/floor"
+        wait_for(lambda: api.get(floor).json()["speaker"] == "tdp-01", 30, "tdp-01 as the active speaker")
+        wait_for(
+            lambda: _routing_is(coordinator, {"tdp-02": ("tdp-01", [None, "tdp-01"])}),
+            10,
+            "tdp-02 to see and hear tdp-01",
+        )
+        # The chair is silent, so its slot plays silence. tdp-01 falls silent and tdp-02 starts
+        # talking: the program follows, after the hold time.
+        quiet, loud = agents["tdp-01"].config, agents["tdp-02"].config
+        quiet.write_text(quiet.read_text() + "[test_source]\ntalking = false\n")
+        loud.write_text(loud.read_text().replace("talking = false", "talking = true"))
+        for room in ("tdp-01", "tdp-02"):
+            assert api.post(f"/api/v1/rooms/{room}/commands", json={"action": "reload_config"}).json()["ok"]
+        wait_for(lambda: api.get(floor).json()["speaker"] == "tdp-02", 15, "tdp-02 as the active speaker")
+        wait_for(
+            lambda: _routing_is(coordinator, {"th-phong-son": ("tdp-02", [None, "tdp-02"])}),
+            10,
+            "th-phong-son to see and hear tdp-02",
+        )
