@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 
 from coordinator.attendance import AttendanceBook
 from coordinator.errors import ApiError
-from coordinator.hub import ActiveMeeting, Hub
+from coordinator.hub import Hub
+from coordinator.live import ActiveMeeting
 from coordinator.meetings import Schedule, expected_rooms, timing_of
 from coordinator.models import Meeting, utcnow
 from coordinator.registry import Registry

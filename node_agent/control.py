@@ -191,6 +191,8 @@ class ControlClient:
                 message.room,
                 self.heartbeat_interval,
             )
+            if self.media is not None:
+                self.media.on_reconnect()
         elif isinstance(message, Command):
             ack = await self._obey(message)
             await websocket.send(ack.model_dump_json())

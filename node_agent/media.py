@@ -36,6 +36,7 @@ SLOTS = ("program", "chair_audio", "floor_audio")
 ANSWER_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 10.0
 SILENCE_TIMEOUT = 5.0  # nothing at all from the coordinator (RTP or RTCP) for this long: the peer is dead
+REFUSED_RETRY = 10.0  # after the coordinator refused an offer
 
 
 @dataclass
@@ -200,6 +201,8 @@ class MediaManager:
         self._wake = asyncio.Event()
         self._last_status: MediaStatus | None = None
         self._publish = Publish(video=True, audio=True)
+        self._stale = False
+        self._not_before = 0.0  # after a refused offer, wait before offering again
 
     def poke(self) -> None:
         self._wake.set()
@@ -212,6 +215,11 @@ class MediaManager:
             and answer.occurrence == self.peer.occurrence
         ):
             self._answer.set_result(answer.sdp)
+
+    def on_reconnect(self) -> None:
+        """The control channel was re-established: the coordinator has dropped our old peer."""
+        self._stale = self.peer is not None
+        self.poke()
 
     def on_publish(self, publish: Publish) -> None:
         """The coordinator says what of ours anyone receives; send only that."""
@@ -251,12 +259,15 @@ class MediaManager:
             return
         if self.peer is not None and self.peer.occurrence != meeting.occurrence:
             await self._drop("another meeting")
+        if self._stale:
+            self._stale = False
+            await self._drop("control channel reconnected")
         if self.peer is not None:
             reason = await self.peer.alive()
             if reason is not None:
                 log.warning("media: peer unhealthy (%s); opening a new one", reason)
                 await self._drop(reason)
-        if self.peer is None and self.room.connected:
+        if self.peer is None and self.room.connected and time.monotonic() >= self._not_before:
             await self._open(meeting.occurrence)
 
     async def _open(self, occurrence: int) -> None:
@@ -275,7 +286,8 @@ class MediaManager:
             await self._drop(f"no answer within {ANSWER_TIMEOUT:.0f} s")
             return
         except RuntimeError as exc:
-            log.error("media: coordinator refused the offer: %s", exc)
+            log.error("media: coordinator refused the offer: %s; trying again in %.0f s", exc, REFUSED_RETRY)
+            self._not_before = time.monotonic() + REFUSED_RETRY
             await self._drop("offer refused")
             return
         await peer.accept(answer)

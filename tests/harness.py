@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,20 @@ def sample(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float = 15) -> int | None:
+    """Send ``sig`` and wait; kill what does not stop in time. Returns the exit code."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 class Coordinator:
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
@@ -91,13 +106,7 @@ class Coordinator:
         return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig)
 
     @property
     def operator_token(self) -> str:
@@ -116,6 +125,30 @@ class Coordinator:
             response = api.post("/api/v1/rooms", json={"id": room_id, "name": name or room_id, "group": group})
             assert response.status_code == 201, response.text
             return str(response.json()["token"])
+
+    def schedule(
+        self,
+        rooms: list[str],
+        groups: list[str] | None = None,
+        start_in: float = 0,
+        seconds: int = 600,
+        title: str = "Giao ban tuần",
+    ) -> int:
+        """A meeting chaired by ubnd, starting ``start_in`` seconds from now; returns its id."""
+        with self.api() as api:
+            response = api.post(
+                "/api/v1/meetings",
+                json={
+                    "title": title,
+                    "chair_room": "ubnd",
+                    "invited_rooms": rooms,
+                    "invited_groups": groups or [],
+                    "start": (datetime.now(UTC) + timedelta(seconds=start_in)).isoformat(),
+                    "duration_seconds": seconds,
+                },
+            )
+        assert response.status_code == 201, response.text
+        return int(response.json()["id"])
 
     def metrics(self) -> Samples:
         return parse_metrics(httpx.get(f"{self.url}/metrics", timeout=5).text)
@@ -161,13 +194,4 @@ class Agent:
         self.proc.send_signal(sig)
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, sig)

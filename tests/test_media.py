@@ -7,7 +7,6 @@ import json
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,19 +21,7 @@ DECODE = "[media]\ndecode = true\n"
 
 
 def _meeting(coordinator: Coordinator, rooms: list[str]) -> int:
-    with coordinator.api() as api:
-        response = api.post(
-            "/api/v1/meetings",
-            json={
-                "title": "Họp chuyên đề",
-                "chair_room": "ubnd",
-                "invited_rooms": rooms,
-                "start": datetime.now(UTC).isoformat(),
-                "duration_seconds": 600,
-            },
-        )
-        assert response.status_code == 201, response.text
-        return int(response.json()["id"])
+    return coordinator.schedule(rooms, title="Họp chuyên đề")
 
 
 def _media(coordinator: Coordinator) -> dict[str, dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -15,20 +14,7 @@ ROOMS = {"ubnd": "hall", "tdp-01": "residential_group", "th-phong-son": "school"
 
 
 def _schedule(coordinator: Coordinator, start_in: float, minutes: float = 10) -> int:
-    with coordinator.api() as api:
-        response = api.post(
-            "/api/v1/meetings",
-            json={
-                "title": "Giao ban tuần",
-                "chair_room": "ubnd",
-                "invited_rooms": ["tdp-01"],
-                "invited_groups": ["school"],
-                "start": (datetime.now(UTC) + timedelta(seconds=start_in)).isoformat(),
-                "duration_seconds": int(minutes * 60),
-            },
-        )
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+    return coordinator.schedule(["tdp-01"], ["school"], start_in=start_in, seconds=int(minutes * 60))
 
 
 def _in_meeting(coordinator: Coordinator, room: str, meeting: int) -> bool:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from coordinator.errors import error_body
-from coordinator.hub import CLOSE_RESTART, Connection
+from coordinator.live import CLOSE_RESTART, Connection
 from coordinator.services import Services
 from phonghop.protocol import Error, agent_message, explain
 

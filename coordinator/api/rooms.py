@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 
 from coordinator.auth import Operator
 from coordinator.errors import ApiError
-from coordinator.hub import RoomOffline
+from coordinator.live import RoomOffline
 from coordinator.registry import RoomExists, RoomNotFound, RoomRecord
 from coordinator.schemas import CommandRequest, CommandResult, MediaOut, RoomEnroll, RoomOut, RoomPatch, RoomWithToken
 from coordinator.services import Services, Svc

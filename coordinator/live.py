@@ -1,0 +1,100 @@
+"""The live state's parts: a running meeting, an agent's connection, a pending command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import BaseModel
+from starlette.websockets import WebSocket, WebSocketState
+
+from coordinator.media.router import MeetingRouter
+from coordinator.models import utcnow
+from phonghop.protocol import Ack, Action, Hello, MediaStatus, MeetingRef
+
+log = logging.getLogger(__name__)
+
+# WebSocket close codes the agent can tell apart (4000-4999 are ours).
+CLOSE_REPLACED = 4000
+CLOSE_HEARTBEAT_TIMEOUT = 4008
+CLOSE_ROOM_REMOVED = 4004
+CLOSE_RESTART = 1012  # "service restart": reconnect soon
+
+
+@dataclass
+class ActiveMeeting:
+    occurrence_id: int
+    meeting_id: int
+    title: str
+    chair: str
+    mode: str
+    started_at: datetime
+    ends_at: datetime
+    expected: set[str]
+    floor: str | None = None
+    joined: set[str] = field(default_factory=set)
+    hands: list[str] = field(default_factory=list)  # raised hands, first come first
+    router: MeetingRouter | None = None
+
+    def in_meeting(self, room_id: str) -> bool:
+        """Joined, and its media is flowing."""
+        return room_id in self.joined and self.router is not None and self.router.flowing(room_id)
+
+    def ref(self) -> MeetingRef:
+        return MeetingRef(
+            id=self.meeting_id,
+            occurrence=self.occurrence_id,
+            title=self.title,
+            chair=self.chair,
+            mode=self.mode,
+        )
+
+
+@dataclass
+class PendingCommand:
+    """A command sent to a room and not yet acknowledged."""
+
+    room: str
+    action: Action
+    meeting_id: int | None = None
+    reply: asyncio.Future[Ack] | None = None
+
+
+class RoomOffline(Exception):
+    pass
+
+
+class Connection:
+    """One agent's control WebSocket, after authentication."""
+
+    def __init__(self, room_id: str, websocket: WebSocket) -> None:
+        self.room_id = room_id
+        self.websocket = websocket
+        self.peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
+        self.connected_at = utcnow()
+        self.last_heartbeat = time.monotonic()
+        self.hello: Hello | None = None
+        self.media_status: MediaStatus | None = None
+        self.told_meeting: int | None = None  # meeting id of the last join we sent
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, message: BaseModel) -> bool:
+        if self.websocket.application_state != WebSocketState.CONNECTED:
+            return False
+        try:
+            async with self._send_lock:
+                await self.websocket.send_text(message.model_dump_json())
+        except Exception as exc:  # the socket died under us; the receive loop will notice
+            log.info("room %s: send failed (%s)", self.room_id, exc)
+            return False
+        return True
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.websocket.application_state == WebSocketState.CONNECTED:
+            try:
+                await self.websocket.close(code=code, reason=reason)
+            except Exception as exc:
+                log.debug("room %s: close failed (%s)", self.room_id, exc)
