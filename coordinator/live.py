@@ -12,7 +12,6 @@ from pydantic import BaseModel
 from starlette.websockets import WebSocket, WebSocketState
 
 from coordinator.media.router import MeetingRouter
-from coordinator.models import utcnow
 from phonghop.protocol import Ack, Action, Hello, MediaStatus, MeetingRef
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,6 @@ class Connection:
         self.room_id = room_id
         self.websocket = websocket
         self.peer = f"{websocket.client.host}:{websocket.client.port}" if websocket.client else "?"
-        self.connected_at = utcnow()
         self.last_heartbeat = time.monotonic()
         self.hello: Hello | None = None
         self.media_status: MediaStatus | None = None

@@ -6,7 +6,6 @@ removed room simply disappears from the next scrape.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter
@@ -158,7 +157,6 @@ class ControlMetrics:
             ["room", "reason"],
             registry=registry,
         )
-        self.started = time.time()
 
 
 def build_registry(

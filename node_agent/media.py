@@ -42,7 +42,6 @@ REFUSED_RETRY = 10.0  # after the coordinator refused an offer
 @dataclass
 class SlotState:
     packets: int = 0
-    bytes: int = 0
     last_packet: float = 0.0
     code: int | None = None
     hz: float | None = None
@@ -114,7 +113,6 @@ class MediaPeer:
 
             async def count(packet: RtpPacket) -> None:
                 slot.packets += 1
-                slot.bytes += len(packet.payload)
                 slot.last_packet = time.monotonic()
 
             tap_receiver(receiver, count)
@@ -196,7 +194,6 @@ class MediaManager:
         self.decode = decode
         self.send = send
         self.peer: MediaPeer | None = None
-        self.peers_created = 0
         self._answer: asyncio.Future[str] | None = None
         self._wake = asyncio.Event()
         self._last_status: MediaStatus | None = None
@@ -274,7 +271,6 @@ class MediaManager:
         peer = MediaPeer(occurrence, self.source, self.decode, self.poke)
         peer.publish(self._publish.video, self._publish.audio)
         self.peer = peer
-        self.peers_created += 1
         self._answer = asyncio.get_running_loop().create_future()
         sdp = await peer.offer()
         if not await self.send(Offer(occurrence=occurrence, sdp=sdp)):

@@ -124,7 +124,6 @@ class PacketSender:
         self.payload_type = 0
         self.clock_rate = 90000
         self.codec_name = ""
-        self.started = asyncio.Event()
         sender._run_rtp = self._idle  # type: ignore[method-assign]
         on_keyframe_request(sender, keyframe_requested)
         self._history: dict[int, RtpPacket] = sender._RTCRtpSender__rtp_history  # type: ignore[attr-defined]
@@ -151,7 +150,6 @@ class PacketSender:
         self.clock_rate = codec.clockRate
         self.codec_name = codec.name
         sender._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
-        self.started.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:

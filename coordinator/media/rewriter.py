@@ -41,8 +41,6 @@ class SlotStream:
         self._out_ts = 0
         self._out_pic = 0
         self._last_send = 0.0
-        self.packets = 0
-        self.bytes = 0
 
     def switch(self, source: str | None) -> bool:
         """Take packets from ``source`` from now on; True if a keyframe is needed."""
@@ -73,8 +71,6 @@ class SlotStream:
         sent = await self._send(seq, ts, packet.marker, payload)
         if sent:
             self._out_seq, self._out_ts, self._last_send = seq, ts, now
-            self.packets += 1
-            self.bytes += sent
         return sent
 
     def _rebase_on(self, packet: RtpPacket, vp8: Vp8Info | None, now: float) -> None:
