@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,15 @@ class Settings(BaseSettings):
     # Control messages larger than this are refused with an error (SDP fits easily).
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "INFO"
+    # Serve HTTPS and WSS directly (a lab, or no reverse proxy in front); both files or neither.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both PHONGHOP_TLS_CERT_FILE and PHONGHOP_TLS_KEY_FILE, or neither")
+        return self
 
     @field_validator("timezone")
     @classmethod

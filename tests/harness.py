@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -76,10 +77,12 @@ def stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float 
 
 
 class Coordinator:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, ca_file: Path | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.ca_file = ca_file
+        self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        self.url = f"{'https' if ca_file else 'http'}://127.0.0.1:{self.port}"
         self.env = {**os.environ, **FAST, "PHONGHOP_DATA_DIR": str(data_dir), **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "coordinator.log"
@@ -103,7 +106,7 @@ class Coordinator:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise AssertionError(f"coordinator exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-        return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        return httpx.get(f"{self.url}/readyz", timeout=1, verify=self.verify).status_code == 200
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         stop_process(self.proc, sig)
@@ -118,7 +121,7 @@ class Coordinator:
             headers["Authorization"] = f"Bearer {self.operator_token}"
         elif token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10, verify=self.verify)
 
     def enroll(self, room_id: str, group: str = "residential_group", name: str | None = None) -> str:
         with self.api() as api:
@@ -151,7 +154,7 @@ class Coordinator:
         return int(response.json()["id"])
 
     def metrics(self) -> Samples:
-        return parse_metrics(httpx.get(f"{self.url}/metrics", timeout=5).text)
+        return parse_metrics(httpx.get(f"{self.url}/metrics", timeout=5, verify=self.verify).text)
 
     def ws_url(self, room_id: str) -> str:
         return f"ws://127.0.0.1:{self.port}/api/v1/rooms/{room_id}/control"
