@@ -41,10 +41,14 @@ def migrate(url: str) -> None:
     database = make_url(sync_url(url)).database
     if make_url(url).get_backend_name() == "sqlite" and database:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), "head")
+
+
+def alembic_config(url: str) -> Config:
     config = Config(str(_HERE / "alembic.ini"))
     config.set_main_option("script_location", str(_HERE / "migrations"))
     config.attributes["sqlalchemy_url"] = sync_url(url)
-    command.upgrade(config, "head")
+    return config
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
