@@ -16,10 +16,6 @@ from collections.abc import Iterable, Mapping
 
 from coordinator.attendance import AttendanceBook
 from coordinator.live import (
-    CLOSE_HEARTBEAT_TIMEOUT,
-    CLOSE_REPLACED,
-    CLOSE_RESTART,
-    CLOSE_ROOM_REMOVED,
     ActiveMeeting,
     Connection,
     PendingCommand,
@@ -30,6 +26,11 @@ from coordinator.media.router import MediaCounters, MeetingRouter
 from coordinator.models import Meeting, Occurrence, utcnow
 from coordinator.registry import Registry
 from phonghop.protocol import (
+    CLOSE_HEARTBEAT_TIMEOUT,
+    CLOSE_REPLACED,
+    CLOSE_RESTART,
+    CLOSE_ROOM_REMOVED,
+    CLOSE_TOKEN_REISSUED,
     Ack,
     Action,
     Answer,
@@ -265,7 +266,7 @@ class Hub:
         conn = self.connections.get(room_id)
         if conn is not None:
             await self.detach(conn, "token re-issued")
-            await conn.close(CLOSE_REPLACED, "token re-issued: reconnect with the new token")
+            await conn.close(CLOSE_TOKEN_REISSUED, "token re-issued: reconnect with the new token")
 
     # --- meetings -----------------------------------------------------------
 

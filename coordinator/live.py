@@ -16,12 +16,6 @@ from phonghop.protocol import Ack, Action, Hello, MediaStatus, MeetingRef
 
 log = logging.getLogger(__name__)
 
-# WebSocket close codes the agent can tell apart (4000-4999 are ours).
-CLOSE_REPLACED = 4000
-CLOSE_HEARTBEAT_TIMEOUT = 4008
-CLOSE_ROOM_REMOVED = 4004
-CLOSE_RESTART = 1012  # "service restart": reconnect soon
-
 
 @dataclass
 class ActiveMeeting:

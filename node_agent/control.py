@@ -28,6 +28,7 @@ from node_agent.room import Room
 from node_agent.testsource import TestSource
 from phonghop import __version__
 from phonghop.protocol import (
+    CLOSE_REPLACED,
     DEVICE_NAMES,
     Ack,
     Answer,
@@ -43,8 +44,6 @@ from phonghop.protocol import (
 )
 
 log = logging.getLogger(__name__)
-
-CLOSE_REPLACED = 4000
 
 
 def _retryable(exc: Exception) -> Exception | None:
@@ -147,7 +146,7 @@ class ControlClient:
         if stop.is_set():
             return 0.0
         log.warning("control channel closed (code %s%s)", code, f": {reason}" if reason else "")
-        if code == CLOSE_REPLACED and "token" not in (reason or ""):
+        if code == CLOSE_REPLACED:
             log.error(
                 "another agent connected as room %s; is the same config on two laptops?",
                 self.room.room_id,

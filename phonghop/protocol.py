@@ -11,6 +11,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+# WebSocket close codes of the control channel (4000-4999 are the application's).
+CLOSE_REPLACED = 4000  # another connection for the same room took over
+CLOSE_TOKEN_REISSUED = 4001  # reconnect with the new token from the token file
+CLOSE_ROOM_REMOVED = 4004
+CLOSE_HEARTBEAT_TIMEOUT = 4008
+CLOSE_RESTART = 1012  # "service restart": the coordinator is stopping; reconnect soon
+
 DeviceName = Literal["camera", "microphone", "speaker", "display"]
 DEVICE_NAMES: tuple[DeviceName, ...] = ("camera", "microphone", "speaker", "display")
 Action = Literal["join", "leave", "run_check", "reload_config"]

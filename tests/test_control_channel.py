@@ -10,6 +10,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from phonghop.protocol import CLOSE_REPLACED, CLOSE_TOKEN_REISSUED
 from tests.harness import Agent, Coordinator, sample, wait_for
 
 HELLO = json.dumps({"type": "hello", "version": "test", "devices": {"camera": True}})
@@ -104,7 +105,7 @@ async def test_second_connection_replaces_the_first(coordinator: Coordinator) ->
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(first.recv(), timeout=5)
             assert closed.value.rcvd is not None
-            assert closed.value.rcvd.code == 4000
+            assert closed.value.rcvd.code == CLOSE_REPLACED
             await second.send('{"type": "heartbeat"}')
             await asyncio.sleep(0.3)
             assert sample(coordinator.metrics(), "phonghop_room_up", room="tdp-01", group="residential_group") == 1
@@ -118,7 +119,9 @@ async def test_reissued_token_cuts_the_old_one_off(coordinator: Coordinator) -> 
         await _reply(ws)
         with coordinator.api() as api:
             assert api.post("/api/v1/rooms/tdp-01/token").status_code == 200
-        with pytest.raises(ConnectionClosed):
+        with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), timeout=5)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == CLOSE_TOKEN_REISSUED
     status, _ = await _refusal(coordinator.ws_url("tdp-01"), old)
     assert status == 401

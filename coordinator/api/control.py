@@ -14,9 +14,9 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from coordinator.errors import error_body
-from coordinator.live import CLOSE_RESTART, Connection
+from coordinator.live import Connection
 from coordinator.services import Services
-from phonghop.protocol import Error, agent_message, explain
+from phonghop.protocol import CLOSE_RESTART, Error, agent_message, explain
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["control"])
