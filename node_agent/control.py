@@ -128,6 +128,8 @@ class ControlClient:
         log.info("control channel open to %s", self.config.control_url)
         self.room.connected = True
         self._websocket = websocket
+        if self.media is not None:
+            self.media.on_reconnect()  # before anything can be sent on this session
         await websocket.send(
             Hello(version=__version__, capabilities=["control"], devices=self.devices()).model_dump_json()
         )
@@ -190,11 +192,11 @@ class ControlClient:
                 message.room,
                 self.heartbeat_interval,
             )
-            if self.media is not None:
-                self.media.on_reconnect()
         elif isinstance(message, Command):
             ack = await self._obey(message)
             await websocket.send(ack.model_dump_json())
+            if message.action in ("join", "leave") and self.media is not None:
+                self.media.on_duty()  # after the ack, so that the coordinator knows we joined
         elif isinstance(message, Floor):
             self.room.set_floor(message.meeting, message.room)
         elif isinstance(message, Answer):
@@ -214,19 +216,13 @@ class ControlClient:
             if command.meeting is None:
                 return Ack(command_id=command.id, ok=False, detail="join without a meeting")
             await self.room.join(command.meeting)
-            self._poke_media()
         elif command.action == "leave":
             await self.room.leave()
-            self._poke_media()
         elif command.action == "reload_config":
             return Ack(command_id=command.id, **self._reload())
         else:
             return Ack(command_id=command.id, **self._quick_check())
         return Ack(command_id=command.id)
-
-    def _poke_media(self) -> None:
-        if self.media is not None:
-            self.media.poke()
 
     def _reload(self) -> dict[str, Any]:
         """Re-read the config file; the room id is fixed for the life of the process."""

@@ -199,6 +199,9 @@ class MediaManager:
         self._last_status: MediaStatus | None = None
         self._publish = Publish(video=True, audio=True)
         self._stale = False
+        # Offer only after this control session's join was obeyed: the coordinator
+        # accepts offers from rooms in the meeting, and learns that from the ack.
+        self._awaiting_join = True
         self._not_before = 0.0  # after a refused offer, wait before offering again
 
     def poke(self) -> None:
@@ -216,6 +219,12 @@ class MediaManager:
     def on_reconnect(self) -> None:
         """The control channel was re-established: the coordinator has dropped our old peer."""
         self._stale = self.peer is not None
+        self._awaiting_join = True
+        self.poke()
+
+    def on_duty(self) -> None:
+        """A join or leave was obeyed (and acknowledged); the room may offer now."""
+        self._awaiting_join = False
         self.poke()
 
     def on_publish(self, publish: Publish) -> None:
@@ -264,7 +273,12 @@ class MediaManager:
             if reason is not None:
                 log.warning("media: peer unhealthy (%s); opening a new one", reason)
                 await self._drop(reason)
-        if self.peer is None and self.room.connected and time.monotonic() >= self._not_before:
+        if (
+            self.peer is None
+            and self.room.connected
+            and not self._awaiting_join
+            and time.monotonic() >= self._not_before
+        ):
             await self._open(meeting.occurrence)
 
     async def _open(self, occurrence: int) -> None:
