@@ -165,7 +165,7 @@ class Hub:
 
     async def _on_offer(self, conn: Connection, offer: Offer) -> Error | None:
         meeting = self.meeting_with(conn.room_id)
-        if meeting is None or meeting.router is None or meeting.occurrence_id != offer.occurrence:
+        if meeting is None or meeting.occurrence_id != offer.occurrence:
             return Error(
                 code="bad_offer",
                 message=f"room {conn.room_id} is not in meeting occurrence {offer.occurrence}; "
@@ -275,17 +275,14 @@ class Hub:
             occurrence_id=occurrence.id,
             meeting_id=meeting.id,
             title=meeting.title,
-            chair=meeting.chair_room,
-            mode=meeting.mode,
             started_at=occurrence.started_at,
             ends_at=occurrence.ends_at,
             expected=expected,
-            floor=occurrence.floor_room,
+            router=MeetingRouter(
+                occurrence.id, meeting.chair_room, meeting.mode, self.media_counters, self._tell_publish
+            ),
         )
-        active.router = MeetingRouter(
-            occurrence.id, meeting.chair_room, meeting.mode, self.media_counters, self._tell_publish
-        )
-        active.router.set_floor(active.floor)
+        active.router.set_floor(occurrence.floor_room)
         self.meetings[meeting.id] = active
         log.info(
             "meeting %s (%s) running until %s, %d rooms invited",
@@ -302,8 +299,7 @@ class Hub:
         if active is None:
             return
         await self.book.end_occurrence(active.occurrence_id, utcnow())
-        if active.router is not None:
-            await active.router.close()
+        await active.router.close()
         log.info("meeting %s (%s) ended: %s", meeting_id, active.title, reason)
         active.joined.clear()
         await self._update_duties(active.expected)
@@ -317,11 +313,9 @@ class Hub:
 
     async def set_floor(self, meeting_id: int, room_id: str | None) -> None:
         active = self.meetings[meeting_id]
-        active.floor = room_id
         if room_id in active.hands:
             active.hands.remove(room_id)
-        if active.router is not None:
-            active.router.set_floor(room_id)
+        active.router.set_floor(room_id)
         await self.book.set_floor(active.occurrence_id, room_id)
         log.info(
             "meeting %s: floor %s",
@@ -339,8 +333,7 @@ class Hub:
             for room in list(meeting.joined):
                 await self.book.left(meeting.occurrence_id, room, utcnow(), "coordinator stopped")
             meeting.joined.clear()
-            if meeting.router is not None:
-                await meeting.router.close()
+            await meeting.router.close()
         for conn in list(self.connections.values()):
             await conn.close(CLOSE_RESTART, "coordinator stopping")
         self.connections.clear()
@@ -377,8 +370,7 @@ class Hub:
     async def _leave(self, meeting: ActiveMeeting, room_id: str, reason: str) -> None:
         if room_id in meeting.hands:
             meeting.hands.remove(room_id)
-        if meeting.router is not None:
-            await meeting.router.remove(room_id, reason)
+        await meeting.router.remove(room_id, reason)
         if room_id in meeting.joined:
             meeting.joined.discard(room_id)
             await self.book.left(meeting.occurrence_id, room_id, utcnow(), reason)

@@ -19,22 +19,33 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ActiveMeeting:
+    """A running occurrence. Chair, mode and floor live in its router, which routes by them."""
+
     occurrence_id: int
     meeting_id: int
     title: str
-    chair: str
-    mode: str
     started_at: datetime
     ends_at: datetime
     expected: set[str]
-    floor: str | None = None
+    router: MeetingRouter
     joined: set[str] = field(default_factory=set)
     hands: list[str] = field(default_factory=list)  # raised hands, first come first
-    router: MeetingRouter | None = None
+
+    @property
+    def chair(self) -> str:
+        return self.router.chair
+
+    @property
+    def mode(self) -> str:
+        return self.router.mode
+
+    @property
+    def floor(self) -> str | None:
+        return self.router.floor
 
     def in_meeting(self, room_id: str) -> bool:
         """Joined, and its media is flowing."""
-        return room_id in self.joined and self.router is not None and self.router.flowing(room_id)
+        return room_id in self.joined and self.router.flowing(room_id)
 
     def ref(self) -> MeetingRef:
         return MeetingRef(

@@ -15,7 +15,7 @@ from coordinator.errors import ApiError
 from coordinator.models import Meeting, utcnow
 from coordinator.registry import Registry
 from coordinator.schedule import RecurrenceError, Timing, parse_rrule
-from coordinator.schemas import MeetingCreate, MeetingPatch
+from coordinator.schemas import MeetingCreate, MeetingFields, MeetingPatch
 
 log = logging.getLogger(__name__)
 
@@ -99,17 +99,7 @@ class Schedule:
 
     async def update(self, meeting_id: int, patch: MeetingPatch) -> Meeting:
         current = await self.get(meeting_id)
-        values = {
-            "title": current.title,
-            "chair_room": current.chair_room,
-            "invited_rooms": current.invited_rooms,
-            "invited_groups": current.invited_groups,
-            "start": current.start,
-            "duration_seconds": current.duration_seconds,
-            "rrule": current.rrule,
-            "timezone": current.timezone,
-            "mode": current.mode,
-        }
+        values = {name: getattr(current, name) for name in MeetingFields.model_fields}
         values.update(patch.model_dump(exclude_unset=True))
         if not values["invited_rooms"] and not values["invited_groups"]:
             raise ApiError(

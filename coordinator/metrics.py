@@ -112,8 +112,6 @@ class StateCollector(Collector):
             "phonghop_room_jitter_seconds", "Interarrival jitter of the room's media", labels=["room"]
         )
         for meeting in hub.meetings.values():
-            if meeting.router is None:
-                continue
             for room_id, peer in meeting.router.peers.items():
                 quality = peer.quality
                 if quality.rtt is not None:

@@ -102,10 +102,7 @@ class Scheduler:
     @staticmethod
     def _refresh(active: ActiveMeeting, meeting: Meeting) -> None:
         active.title = meeting.title
-        active.mode = meeting.mode
-        active.chair = meeting.chair_room
-        if active.router is not None:
-            active.router.set_mode(meeting.chair_room, meeting.mode)
+        active.router.set_mode(meeting.chair_room, meeting.mode)
 
     async def run(self) -> None:
         while True:

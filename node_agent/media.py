@@ -46,6 +46,10 @@ class SlotState:
     code: int | None = None
     hz: float | None = None
 
+    def received(self) -> None:
+        self.packets += 1
+        self.last_packet = time.monotonic()
+
 
 def _prefer(transceiver: object, kind: str, mime: str) -> None:
     codecs = [c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType in (mime, f"{kind}/rtx")]
@@ -111,9 +115,8 @@ class MediaPeer:
             self._tasks.append(asyncio.create_task(reader(track, slot), name=f"read-{name}"))
         else:
 
-            async def count(packet: RtpPacket) -> None:
-                slot.packets += 1
-                slot.last_packet = time.monotonic()
+            async def count(_: RtpPacket) -> None:
+                slot.received()
 
             tap_receiver(receiver, count)
 
@@ -123,8 +126,7 @@ class MediaPeer:
                 frame = await track.recv()
                 if not isinstance(frame, VideoFrame):
                     continue
-                slot.packets += 1
-                slot.last_packet = time.monotonic()
+                slot.received()
                 code = read_code(frame.to_ndarray(format="gray"))
                 if code != slot.code:
                     slot.code = code
@@ -138,8 +140,7 @@ class MediaPeer:
                 frame = await track.recv()
                 if not isinstance(frame, AudioFrame):
                     continue
-                slot.packets += 1
-                slot.last_packet = time.monotonic()
+                slot.received()
                 samples = frame.to_ndarray().astype(np.float32).reshape(-1, len(frame.layout.channels))
                 block.append(samples.mean(axis=1) / 32768.0)
                 collected += samples.shape[0]

@@ -147,7 +147,7 @@ def _running(services: Services, meeting_id: int) -> None:
 
 def _floor(services: Services, meeting_id: int) -> FloorOut:
     active = services.hub.meetings[meeting_id]
-    speaker = active.router.speaker.current if active.router is not None else None
+    speaker = active.router.speaker.current
     return FloorOut(meeting=meeting_id, floor=active.floor, hands=list(active.hands), speaker=speaker)
 
 
