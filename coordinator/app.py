@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from coordinator import errors
-from coordinator.api import control, health, meetings, rooms
+from coordinator.api import control, health, meetings, rooms, screens
 from coordinator.attendance import AttendanceBook
 from coordinator.auth import load_operator_token
 from coordinator.database import make_engine, make_sessionmaker, migrate
@@ -19,6 +19,7 @@ from coordinator.meetings import Schedule
 from coordinator.metrics import build_registry
 from coordinator.registry import Registry
 from coordinator.scheduler import Scheduler
+from coordinator.screens import Screens
 from coordinator.services import Services
 from coordinator.settings import Settings
 from phonghop import __version__
@@ -38,7 +39,7 @@ async def build_services(settings: Settings) -> Services:
     hub = Hub(registry, book, settings.heartbeat_interval, settings.missed_heartbeats)
     scheduler = Scheduler(schedule, book, hub, registry, settings.scheduler_tick)
     collectors, control_metrics = build_registry(hub, registry, scheduler.next_starts)
-    return Services(settings, engine, registry, schedule, book, hub, scheduler, collectors, control_metrics)
+    return Services(settings, engine, registry, schedule, book, hub, scheduler, collectors, control_metrics, Screens())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,6 +73,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, rooms, meetings, control):
+    for module in (health, rooms, meetings, screens, control):
         app.include_router(module.router)
     return app

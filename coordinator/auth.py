@@ -1,4 +1,4 @@
-"""Who may do what: the operator's bearer token guards every state change."""
+"""Who may do what: the operator's bearer token guards every state change; a room's token lets it act as itself."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from coordinator.errors import ApiError
+from coordinator.registry import Registry
 from coordinator.tokens import new_token
 
 log = logging.getLogger(__name__)
@@ -54,3 +55,46 @@ def require_operator(
 
 
 Operator = Depends(require_operator)
+
+
+def room_refusal(registry: Registry, room_id: str, token: str | None) -> tuple[int, str, str] | None:
+    """(status, reason label, message) when a request claiming to be ``room_id`` must be refused."""
+    if token is None:
+        return 401, "missing_token", "send the room token as 'Authorization: Bearer <token>'"
+    if registry.authenticate(room_id, token):
+        return None
+    owner = registry.owner_of(token)
+    if owner is not None:
+        return (
+            403,
+            "wrong_room",
+            f"this token belongs to room {owner}, not {room_id}: a room can only act as itself",
+        )
+    if room_id not in registry.rooms:
+        return (
+            404,
+            "unknown_room",
+            f"room {room_id!r} is not enrolled; enroll it on the coordinator first",
+        )
+    return (
+        401,
+        "bad_token",
+        f"the token for room {room_id} is not valid; re-issue it (POST /api/v1/rooms/{room_id}/token) "
+        "and put it in the agent's token file",
+    )
+
+
+def require_room(
+    room_id: str,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Only the room itself, with its own token, may call a room's endpoint."""
+    registry: Registry = request.app.state.services.registry
+    refusal = room_refusal(registry, room_id, credentials.credentials if credentials else None)
+    if refusal is not None:
+        status, reason, message = refusal
+        raise ApiError(status, reason, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+RoomItself = Depends(require_room)

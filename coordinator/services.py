@@ -15,6 +15,7 @@ from coordinator.meetings import Schedule
 from coordinator.metrics import ControlMetrics
 from coordinator.registry import Registry
 from coordinator.scheduler import Scheduler
+from coordinator.screens import Screens
 from coordinator.settings import Settings
 
 
@@ -29,6 +30,7 @@ class Services:
     scheduler: Scheduler
     collectors: CollectorRegistry
     control_metrics: ControlMetrics
+    screens: Screens
 
 
 def _services(request: Request) -> Services:

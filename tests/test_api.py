@@ -179,3 +179,28 @@ def test_health_and_openapi(coordinator: Coordinator) -> None:
         assert api.get("/readyz").json()["status"] == "ready"
         paths = api.get("/openapi.json").json()["paths"]
     assert {"/api/v1/rooms", "/api/v1/meetings", "/api/v1/meetings/{meeting_id}/floor"} <= set(paths)
+
+
+def test_a_room_uploads_its_tv_picture_and_only_its_own(coordinator: Coordinator) -> None:
+    token_a = coordinator.enroll("tdp-04")
+    coordinator.enroll("tdp-05")
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    with coordinator.api(token=token_a) as room:
+        assert room.put("/api/v1/rooms/tdp-04/screen", content=png).status_code == 204
+        other = room.put("/api/v1/rooms/tdp-05/screen", content=png)
+        assert other.status_code == 403
+        assert "can only act as itself" in _error(other)["message"]
+        garbage = room.put("/api/v1/rooms/tdp-04/screen", content=b"<html>")
+        assert garbage.status_code == 422
+        assert "PNG" in _error(garbage)["message"]
+        too_big = room.put("/api/v1/rooms/tdp-04/screen", content=png + b"\x00" * 1_000_000)
+        assert too_big.status_code == 413
+    with coordinator.api(token=None) as anonymous:
+        assert anonymous.put("/api/v1/rooms/tdp-04/screen", content=png).status_code == 401
+        assert anonymous.get("/api/v1/rooms/tdp-04/screen").status_code == 401
+    with coordinator.api() as operator:
+        shown = operator.get("/api/v1/rooms/tdp-04/screen")
+        assert shown.status_code == 200
+        assert shown.headers["content-type"] == "image/png"
+        assert shown.content == png, "the last good picture survives the rejected uploads"
+        assert operator.get("/api/v1/rooms/tdp-05/screen").status_code == 404

@@ -13,6 +13,7 @@ from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from coordinator.auth import room_refusal
 from coordinator.errors import error_body
 from coordinator.live import Connection
 from coordinator.services import Services
@@ -27,38 +28,10 @@ def _bearer(websocket: WebSocket) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _refusal(services: Services, room_id: str, token: str | None) -> tuple[int, str, str] | None:
-    """(status, reason label, message) when the connection must be refused."""
-    registry = services.registry
-    if token is None:
-        return 401, "missing_token", "send the room token as 'Authorization: Bearer <token>'"
-    if registry.authenticate(room_id, token):
-        return None
-    owner = registry.owner_of(token)
-    if owner is not None:
-        return (
-            403,
-            "wrong_room",
-            f"this token belongs to room {owner}, not {room_id}: a room can only act as itself",
-        )
-    if room_id not in registry.rooms:
-        return (
-            404,
-            "unknown_room",
-            f"room {room_id!r} is not enrolled; enroll it on the coordinator first",
-        )
-    return (
-        401,
-        "bad_token",
-        f"the token for room {room_id} is not valid; re-issue it (POST /api/v1/rooms/{room_id}/token) "
-        "and put it in the agent's token file",
-    )
-
-
 @router.websocket("/api/v1/rooms/{room_id}/control")
 async def control_channel(websocket: WebSocket, room_id: str) -> None:
     services: Services = websocket.app.state.services
-    refusal = _refusal(services, room_id, _bearer(websocket))
+    refusal = room_refusal(services.registry, room_id, _bearer(websocket))
     if refusal is not None:
         status, reason, message = refusal
         services.control_metrics.rejected.labels(reason).inc()

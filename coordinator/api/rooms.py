@@ -108,4 +108,5 @@ async def send_command(room_id: str, body: CommandRequest, services: Svc) -> Com
 async def remove_room(room_id: str, services: Svc) -> None:
     _record(services, room_id)
     await services.hub.room_removed(room_id)
+    services.screens.forget(room_id)
     await services.registry.remove(room_id)
