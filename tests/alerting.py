@@ -1,0 +1,206 @@
+"""A real monitoring stack for the tests and the alerting bench.
+
+Prometheus and Alertmanager are the Debian packages' binaries, started with their
+own data folders on free ports (never the system services' 9090/9093, and no
+cluster gossip port), configured by the monitoring role from the inventory. A
+small HTTP server stands in for the technician's channel (Alertmanager's webhook).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.harness import free_port, stop_process, wait_for
+from tests.monitoring_config import render
+
+PROMETHEUS = "/usr/bin/prometheus"
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One alert as the technician's channel received it, and when (time.monotonic())."""
+
+    received: float
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+class WebhookReceiver:
+    """Collects Alertmanager webhook notifications, one entry per alert in each message."""
+
+    def __init__(self) -> None:
+        self.notifications: list[Notification] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                now = time.monotonic()
+                with receiver._lock:
+                    for alert in body["alerts"]:
+                        receiver.notifications.append(
+                            Notification(now, alert["status"], alert["labels"], alert["annotations"])
+                        )
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/ky-thuat-vien"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def matching(self, status: str, since: float = 0.0, **labels: str) -> list[Notification]:
+        with self._lock:
+            return [
+                n
+                for n in self.notifications
+                if n.status == status and n.received >= since and all(n.labels.get(k) == v for k, v in labels.items())
+            ]
+
+    def wait(self, status: str, timeout: float, since: float = 0.0, **labels: str) -> Notification:
+        found = wait_for(
+            lambda: self.matching(status, since, **labels),
+            timeout,
+            f"a {status} notification with {labels}",
+            interval=0.05,
+        )
+        first: Notification = found[0]
+        return first
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Intervals of the stack: the role's variables, short for tests, realistic for the bench."""
+
+    scrape: str = "1s"
+    evaluation: str = "1s"
+    rule_for: str = "3s"
+    coordinator_down_for: str = "2s"
+    group_wait: str = "1s"
+    group_interval: str = "1s"
+
+    def role_vars(self) -> dict[str, Any]:
+        keys = [
+            "room_offline",
+            "room_metrics_missing",
+            "room_missing_from_meeting",
+            "room_not_ready",
+            "device_missing",
+            "poor_network",
+            "many_rooms_offline",
+            "version_drift",
+            "monitoring",
+            "disk_nearly_full",
+        ]
+        rule_for = {key: self.rule_for for key in keys}
+        rule_for["coordinator_down"] = self.coordinator_down_for
+        return {
+            "monitoring_scrape_interval": self.scrape,
+            "monitoring_evaluation_interval": self.evaluation,
+            "monitoring_rule_for": rule_for,
+            "monitoring_alertmanager_group_wait": self.group_wait,
+            "monitoring_alertmanager_group_interval": self.group_interval,
+        }
+
+
+class MonitoringStack:
+    """Prometheus + Alertmanager configured by the role to scrape one coordinator."""
+
+    def __init__(self, folder: Path, coordinator_port: int, webhook_url: str, timing: Timing) -> None:
+        self.folder = folder
+        self.prometheus_port = free_port()
+        self.alertmanager_port = free_port()
+        self.prometheus_url = f"http://127.0.0.1:{self.prometheus_port}"
+        self.alertmanager_url = f"http://127.0.0.1:{self.alertmanager_port}"
+        self.config_dir = render(
+            folder / "etc",
+            {
+                # The inventory's coordinator host, reached on this machine.
+                "ansible_host": "127.0.0.1",
+                "monitoring_coordinator_port": coordinator_port,
+                "monitoring_listen_address": "127.0.0.1",
+                "monitoring_prometheus_port": self.prometheus_port,
+                "monitoring_alertmanager_port": self.alertmanager_port,
+                "monitoring_node_exporter_groups": [],
+                "monitoring_webhook_urls": [webhook_url],
+                "monitoring_quiet_hours": [],
+                **timing.role_vars(),
+            },
+        )
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> MonitoringStack:
+        self._spawn(
+            "alertmanager",
+            [
+                ALERTMANAGER,
+                f"--config.file={self.config_dir / 'alertmanager.yml'}",
+                f"--storage.path={self.folder / 'alertmanager-data'}",
+                f"--web.listen-address=127.0.0.1:{self.alertmanager_port}",
+                "--cluster.listen-address=",
+            ],
+            self.alertmanager_url,
+        )
+        self._spawn(
+            "prometheus",
+            [
+                PROMETHEUS,
+                f"--config.file={self.config_dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.folder / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{self.prometheus_port}",
+            ],
+            self.prometheus_url,
+        )
+        return self
+
+    def _spawn(self, name: str, command: list[str], url: str) -> None:
+        log = (self.folder / f"{name}.log").open("ab")
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder)
+        self.procs.append(proc)
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"{name} exited:\n{(self.folder / f'{name}.log').read_text()[-3000:]}")
+            return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
+
+        wait_for(ready, 60, f"{name} on {url} to be ready")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            stop_process(proc, signal.SIGTERM)
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.prometheus_url}/api/v1/query", params={"query": promql}, timeout=5)
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()["data"]["result"]
+        return result
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Alerts Prometheus holds now (pending or firing)."""
+        response = httpx.get(f"{self.prometheus_url}/api/v1/alerts", timeout=5)
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()["data"]["alerts"]
+        return result
