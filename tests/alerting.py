@@ -93,37 +93,45 @@ class WebhookReceiver:
 
 @dataclass(frozen=True)
 class Timing:
-    """Intervals of the stack: the role's variables, short for tests, realistic for the bench."""
+    """Intervals of the stack as role variables: short for the tests; ``Timing.production()`` keeps the role's."""
 
-    scrape: str = "1s"
-    evaluation: str = "1s"
-    rule_for: str = "3s"
+    scrape: str | None = "1s"
+    evaluation: str | None = "1s"
+    rule_for: str | None = "3s"
     coordinator_down_for: str = "2s"
-    group_wait: str = "1s"
-    group_interval: str = "1s"
+    group_wait: str | None = "1s"
+    group_interval: str | None = "1s"
+
+    @classmethod
+    def production(cls) -> Timing:
+        return cls(None, None, None, "", None, None)
 
     def role_vars(self) -> dict[str, Any]:
-        keys = [
-            "room_offline",
-            "room_metrics_missing",
-            "room_missing_from_meeting",
-            "room_not_ready",
-            "device_missing",
-            "poor_network",
-            "many_rooms_offline",
-            "version_drift",
-            "monitoring",
-            "disk_nearly_full",
-        ]
-        rule_for = {key: self.rule_for for key in keys}
-        rule_for["coordinator_down"] = self.coordinator_down_for
-        return {
-            "monitoring_scrape_interval": self.scrape,
-            "monitoring_evaluation_interval": self.evaluation,
-            "monitoring_rule_for": rule_for,
-            "monitoring_alertmanager_group_wait": self.group_wait,
-            "monitoring_alertmanager_group_interval": self.group_interval,
-        }
+        variables: dict[str, Any] = {}
+        if self.rule_for is not None:
+            keys = [
+                "room_offline",
+                "room_metrics_missing",
+                "room_missing_from_meeting",
+                "room_not_ready",
+                "device_missing",
+                "poor_network",
+                "many_rooms_offline",
+                "version_drift",
+                "monitoring",
+                "disk_nearly_full",
+            ]
+            variables["monitoring_rule_for"] = {key: self.rule_for for key in keys}
+            variables["monitoring_rule_for"]["coordinator_down"] = self.coordinator_down_for
+        for name, value in (
+            ("monitoring_scrape_interval", self.scrape),
+            ("monitoring_evaluation_interval", self.evaluation),
+            ("monitoring_alertmanager_group_wait", self.group_wait),
+            ("monitoring_alertmanager_group_interval", self.group_interval),
+        ):
+            if value is not None:
+                variables[name] = value
+        return variables
 
 
 class MonitoringStack:
@@ -146,6 +154,8 @@ class MonitoringStack:
                 "monitoring_alertmanager_port": self.alertmanager_port,
                 "monitoring_node_exporter_groups": [],
                 "monitoring_webhook_urls": [webhook_url],
+                # No Telegram: nothing may leave this machine (and its failures would raise alerts).
+                "vault_monitoring_telegram_bot_token": "",
                 "monitoring_quiet_hours": [],
                 **timing.role_vars(),
             },
