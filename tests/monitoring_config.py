@@ -26,6 +26,12 @@ TEST_BOT_TOKEN = "123456:test-token-not-real"
 
 def render(config_dir: Path, extra_vars: dict[str, Any] | None = None) -> Path:
     """Run the role's config tasks into ``config_dir`` (validated by promtool/amtool as the role does)."""
+    run_role(config_dir, extra_vars)
+    return config_dir
+
+
+def run_role(config_dir: Path, extra_vars: dict[str, Any] | None = None) -> str:
+    """Run the role as :func:`render` does; returns ansible-playbook's output."""
     config_dir.mkdir(parents=True, exist_ok=True)
     variables: dict[str, Any] = {
         "ansible_connection": "local",
@@ -62,4 +68,4 @@ def render(config_dir: Path, extra_vars: dict[str, Any] | None = None) -> Path:
     )
     assert result.returncode == 0, f"rendering the monitoring role failed:\n{result.stdout[-4000:]}\n{result.stderr}"
     vars_file.unlink()
-    return config_dir
+    return result.stdout
