@@ -155,18 +155,27 @@ def vietnamese_duration(span: timedelta) -> str:
     return " ".join(parts)
 
 
-def render(rooms: list[RoomUptime], start: datetime, end: datetime) -> str:
+def percent(share: float) -> str:
+    """Vietnamese style: decimal comma."""
+    return f"{share * 100:.2f}%".replace(".", ",")
+
+
+def render(rooms: list[RoomUptime], start: datetime, end: datetime, step: timedelta) -> str:
     fmt = "%d/%m/%Y %H:%M"
+    period = (end - start) / step
     lines = [
         f"BÁO CÁO THỜI GIAN HOẠT ĐỘNG CÁC PHÒNG HỌP — THÁNG {start:%m/%Y}",
         f"Từ {start:{fmt}} đến {end:{fmt}} (giờ Việt Nam)",
+        "Hoạt động: tỉ lệ thời gian phòng kết nối được, tính trên phần thời gian có số liệu giám sát.",
         "",
-        f"{'Phòng':<18} {'Tên phòng':<34} {'Hoạt động':>10} {'Số lần mất':>10}  Tổng thời gian mất kết nối",
+        f"{'Phòng':<18} {'Tên phòng':<34} {'Hoạt động':>10} {'Có số liệu':>11} {'Số lần mất':>11}  "
+        "Tổng thời gian mất kết nối",
     ]
     for room in rooms:
-        share = "không có số liệu" if room.availability is None else f"{room.availability * 100:.2f}%"
+        share = "-" if room.availability is None else percent(room.availability)
+        coverage = percent(min(1.0, room.samples / period)) if period else "-"
         lines.append(
-            f"{room.room:<18} {room.name[:34]:<34} {share:>10} {len(room.outages):>10}  "
+            f"{room.room:<18} {room.name[:34]:<34} {share:>10} {coverage:>11} {len(room.outages):>11}  "
             f"{vietnamese_duration(room.downtime) if room.outages else '-'}"
         )
     lines += ["", "CÁC LẦN MẤT KẾT NỐI"]
@@ -197,7 +206,7 @@ def uptime_report(prometheus: str, month: str | None, step: timedelta, now: date
             f"Prometheus chưa có số liệu {AVAILABLE} trong tháng {start:%m/%Y}: kiểm tra rằng luật ghi "
             "(rules/phonghop.rules.yml) đã được nạp và máy chủ điều phối được thu thập số liệu"
         )
-    return render(rooms, start, end)
+    return render(rooms, start, end, step)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

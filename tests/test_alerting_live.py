@@ -147,8 +147,8 @@ def test_uptime_report_lists_the_outage(live: Live) -> None:
     assert "BÁO CÁO THỜI GIAN HOẠT ĐỘNG CÁC PHÒNG HỌP" in report
     lines = {line.split()[0]: line for line in report.splitlines() if line.split() and line.split()[0] in ROOMS}
     assert "Tổ dân phố 1" in lines["tdp-01"]
-    assert "100.00%" not in lines["tdp-01"], "the killed room was not available all the time"
-    assert "100.00%" in lines["tdp-02"]
+    assert "100,00%" not in lines["tdp-01"], "the killed room was not available all the time"
+    assert "100,00%" in lines["tdp-02"]
     outages = [line for line in report.splitlines() if line.startswith("- ")]
     assert len(outages) == 1, report
     assert outages[0].startswith("- tdp-01 (Tổ dân phố 1): ")
