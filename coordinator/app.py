@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from coordinator import errors
+from coordinator import errors, web
 from coordinator.api import control, health, meetings, rooms, screens
 from coordinator.attendance import AttendanceBook
 from coordinator.auth import load_operator_token
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.operator_token = load_operator_token(settings.resolved_operator_token_file)
         services = await build_services(settings)
         app.state.services = services
+        app.state.web = await web.start(services)
         await services.scheduler.resume()
         await services.scheduler.tick()
         services.scheduler.start()
@@ -75,4 +76,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (health, rooms, meetings, screens, control):
         app.include_router(module.router)
+    web.install(app, settings)
     return app
