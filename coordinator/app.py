@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from coordinator import errors, web
+from coordinator import errors
 from coordinator.api import control, health, meetings, rooms, screens
 from coordinator.attendance import AttendanceBook
 from coordinator.auth import load_operator_token
@@ -22,6 +22,7 @@ from coordinator.scheduler import Scheduler
 from coordinator.screens import Screens
 from coordinator.services import Services
 from coordinator.settings import Settings
+from coordinator.web import site as web
 from phonghop import __version__
 
 log = logging.getLogger(__name__)
