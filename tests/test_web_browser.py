@@ -32,6 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--lang=vi-VN",  # date and time fields as a Vietnamese phone shows them
 ]
 ARTIFACTS = ROOT / "artifacts" / "web"
 DESKTOP = {"width": 1280, "height": 800}
