@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from starlette.datastructures import FormData
 
-from coordinator.models import Meeting, PresenceEvent
+from coordinator import database
+from coordinator.models import Meeting, PresenceEvent, utcnow
+from coordinator.registry import Registry
 from coordinator.web.forms import MeetingForm, describe_rrule
-from coordinator.web.history import outages, uptime
+from coordinator.web.history import History, outages, uptime
 from coordinator.web.templating import reason_vi
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -89,3 +92,36 @@ def test_weekly_form_makes_the_rrule_and_reads_it_back() -> None:
     assert MeetingForm.from_meeting(_meeting(None), ZONE).repeat == "none"
     assert describe_rrule("FREQ=WEEKLY;BYDAY=MO", _meeting(None).start, ZONE) == "Thứ Hai hằng tuần lúc 07:30"
     assert describe_rrule(None, _meeting(None).start, ZONE) == "Một lần, 07:30 30/11/2026"
+
+
+async def test_start_closes_stays_the_stop_cut_and_forgets_old_events(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    database.migrate(url)
+    engine = database.make_engine(url)
+    sessions = database.make_sessionmaker(engine)
+    try:
+        registry = Registry(sessions)
+        await registry.enroll("tdp-01", "Tổ dân phố 1", "residential_group")
+        await registry.enroll("tdp-02", "Tổ dân phố 2", "residential_group")
+        now = utcnow()
+        async with sessions() as session, session.begin():
+            session.add_all(
+                [
+                    PresenceEvent(room_id="tdp-01", at=now - timedelta(days=200), up=True),
+                    PresenceEvent(room_id="tdp-01", at=now - timedelta(days=100), up=False, reason="old"),
+                    PresenceEvent(room_id="tdp-01", at=now - timedelta(days=95), up=True),  # up ever since
+                    PresenceEvent(room_id="tdp-02", at=now - timedelta(hours=1), up=True),
+                    PresenceEvent(room_id="tdp-02", at=now - timedelta(minutes=30), up=False, reason="x"),
+                ]
+            )
+        await registry.record_agent("tdp-01", seen=now - timedelta(minutes=5))
+        history = History(sessions)
+        await history.close_dangling(registry)
+        one = await history.events("tdp-01")
+        assert [(e.up, e.reason) for e in one] == [(True, None), (False, "coordinator restarted")]
+        assert one[1].at == now - timedelta(minutes=5)  # it went down when it was last heard of
+        # 95 days up then the stop: the 30-day uptime is 100% up to that moment.
+        assert uptime(one, now - timedelta(days=30), one[1].at) == 1.0
+        assert [(e.up, e.reason) for e in await history.events("tdp-02")] == [(True, None), (False, "x")]
+    finally:
+        await engine.dispose()

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from coordinator.database import AsyncSession
@@ -21,6 +21,7 @@ from phonghop.protocol import Ack
 log = logging.getLogger(__name__)
 
 UPTIME_WINDOW = timedelta(days=30)
+KEEP = timedelta(days=90)  # presence events older than this are deleted at start
 
 
 @dataclass(frozen=True)
@@ -99,14 +100,28 @@ class History:
                 row.at, row.ok, row.detail = utcnow(), ack.ok, ack.detail
 
     async def close_dangling(self, registry: Registry) -> None:
-        """Rooms still 'up' in the history when the coordinator (re)starts went down when it stopped."""
-        async with self._sessions() as session:
-            rows = (await session.scalars(select(PresenceEvent).order_by(PresenceEvent.at, PresenceEvent.id))).all()
-        last: dict[str, PresenceEvent] = {row.room_id: row for row in rows}
-        for room_id, event in last.items():
-            if event.up:
-                record = registry.rooms.get(room_id)
-                at = max(record.last_seen, event.at) if record and record.last_seen else event.at
+        """At start: rooms still 'up' in the history went down when the coordinator stopped.
+
+        Events older than ``KEEP`` go too, except each room's latest (it holds the room's state).
+        """
+        for room_id, record in registry.rooms.items():
+            async with self._sessions() as session, session.begin():
+                event = await session.scalar(
+                    select(PresenceEvent)
+                    .where(PresenceEvent.room_id == room_id)
+                    .order_by(PresenceEvent.at.desc(), PresenceEvent.id.desc())
+                    .limit(1)
+                )
+                if event is not None:
+                    await session.execute(
+                        delete(PresenceEvent).where(
+                            PresenceEvent.room_id == room_id,
+                            PresenceEvent.at < utcnow() - KEEP,
+                            PresenceEvent.id != event.id,
+                        )
+                    )
+            if event is not None and event.up:
+                at = max(record.last_seen, event.at) if record.last_seen else event.at
                 await self._add(room_id, False, "coordinator restarted", at)
 
     async def events(self, room_id: str, since: datetime | None = None) -> list[PresenceEvent]:
