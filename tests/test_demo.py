@@ -50,7 +50,7 @@ def test_demo_brings_every_room_into_the_meeting(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{port}/" in urls
         login = re.search(r"Đăng nhập: tên (\S+), mật khẩu (\S+)", "".join(lines))
         assert login is not None
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as web:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as web:
             token = csrf_of(web.get("/dang-nhap").text)
             data = {"csrf_token": token, "name": login.group(1), "password": login.group(2)}
             assert web.post("/dang-nhap", data=data).status_code == 303

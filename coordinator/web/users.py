@@ -6,6 +6,7 @@ province staff) only read. The bearer-token API is separate and unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -59,7 +60,7 @@ class Users:
         check_password(password)
         if role not in ROLES:
             raise UserError(f"vai trò {role!r} không có; chọn một trong: {', '.join(ROLES)}")
-        digest = self._hasher.hash(password)
+        digest = await asyncio.to_thread(self._hasher.hash, password)
         async with self._sessions() as session, session.begin():
             user = await session.scalar(select(User).where(User.name == name))
             if user is not None and not replace:
@@ -86,9 +87,10 @@ class Users:
         return bool(getattr(result, "rowcount", 0))
 
     async def authenticate(self, name: str, password: str) -> User | None:
+        """Argon2 is slow on purpose: it runs in a thread so the event loop keeps forwarding media."""
         user = await self.get(name)
         try:
-            self._hasher.verify(user.password_hash if user else self._dummy, password)
+            await asyncio.to_thread(self._hasher.verify, user.password_hash if user else self._dummy, password)
         except (VerificationError, InvalidHashError):
             return None
         if user is None:
