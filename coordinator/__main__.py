@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
-import uvicorn
-
-from coordinator.app import create_app
 from coordinator.settings import Settings
-from phonghop.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["user"]:
+        from coordinator.web.cli import main as user_main
+
+        raise SystemExit(user_main(argv[1:]))
+    # Imported here so that `user` commands start without the media stack.
+    import uvicorn
+
+    from coordinator.app import create_app
+    from phonghop.logs import setup_logging
+
     parser = argparse.ArgumentParser(prog="phonghop-coordinator", description=__doc__)
     parser.add_argument("--host", help="listen address (default from PHONGHOP_HOST)")
     parser.add_argument("--port", type=int, help="listen port (default from PHONGHOP_PORT)")

@@ -22,6 +22,7 @@ from coordinator.scheduler import Scheduler
 from coordinator.screens import Screens
 from coordinator.services import Services
 from coordinator.settings import Settings
+from coordinator.web import site as web
 from phonghop import __version__
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.operator_token = load_operator_token(settings.resolved_operator_token_file)
         services = await build_services(settings)
         app.state.services = services
+        app.state.web = await web.start(services)
         await services.scheduler.resume()
         await services.scheduler.tick()
         services.scheduler.start()
@@ -75,4 +77,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (health, rooms, meetings, screens, control):
         app.include_router(module.router)
+    web.install(app, settings)
     return app

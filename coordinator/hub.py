@@ -13,6 +13,7 @@ import itertools
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from coordinator.attendance import AttendanceBook
 from coordinator.live import (
@@ -52,6 +53,16 @@ from phonghop.protocol import (
 log = logging.getLogger(__name__)
 
 
+class HubObserver(Protocol):
+    """Who keeps history of what the hub sees (the web pages' outage history and self-test results)."""
+
+    async def room_connected(self, room_id: str) -> None: ...
+
+    async def room_disconnected(self, room_id: str, reason: str) -> None: ...
+
+    async def check_answered(self, room_id: str, ack: Ack) -> None: ...
+
+
 def _device_map(devices: Mapping[DeviceName, bool]) -> dict[str, bool]:
     return {str(name): ok for name, ok in devices.items()}
 
@@ -75,6 +86,7 @@ class Hub:
         self._background: set[asyncio.Future[bool]] = set()
         self._pending: dict[str, PendingCommand] = {}
         self._ids = itertools.count(1)
+        self.observer: HubObserver | None = None
 
     # --- queries ------------------------------------------------------------
 
@@ -110,6 +122,8 @@ class Hub:
             await self._leave_all(conn.room_id, "replaced by a newer connection")
             await old.close(CLOSE_REPLACED, "replaced by a newer connection from the same room")
         log.info("room %s: control channel connected from %s", conn.room_id, conn.peer)
+        if old is None and self.observer is not None:
+            await self.observer.room_connected(conn.room_id)
 
     async def detach(self, conn: Connection, reason: str) -> None:
         if self.connections.get(conn.room_id) is not conn:
@@ -118,6 +132,8 @@ class Hub:
         log.info("room %s: control channel closed (%s)", conn.room_id, reason)
         await self._leave_all(conn.room_id, reason)
         await self.registry.record_agent(conn.room_id, seen=utcnow())
+        if self.observer is not None:
+            await self.observer.room_disconnected(conn.room_id, reason)
 
     async def on_message(self, conn: Connection, message: AnyAgentMessage) -> Error | None:
         """Handle one valid message; returns the error to tell the agent, or None."""
@@ -236,9 +252,12 @@ class Hub:
         self._pending[command_id] = PendingCommand(room_id, action, reply=reply)
         try:
             await conn.send(Command(id=command_id, action=action))
-            return await asyncio.wait_for(reply, wait_seconds)
+            ack = await asyncio.wait_for(reply, wait_seconds)
         finally:
             self._pending.pop(command_id, None)
+        if action == "run_check" and self.observer is not None:
+            await self.observer.check_answered(room_id, ack)
+        return ack
 
     async def check_liveness(self) -> None:
         """Close connections whose heartbeats stopped; that makes the room down."""
@@ -327,6 +346,11 @@ class Hub:
             conn = self.connections.get(room)
             if conn is not None:
                 await conn.send(message)
+
+    def set_muted(self, meeting_id: int, room_id: str, muted: bool) -> None:
+        """A muted room's sound is not forwarded to anyone (its picture still is)."""
+        self.meetings[meeting_id].router.set_muted(room_id, muted)
+        log.info("meeting %s: room %s %s", meeting_id, room_id, "muted" if muted else "unmuted")
 
     async def shutdown(self) -> None:
         for meeting in self.meetings.values():

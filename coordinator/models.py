@@ -96,3 +96,38 @@ class Attendance(Base):
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
     left_at: Mapped[datetime | None]
     left_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class User(Base):
+    """A person who signs in to the web pages: an operator (may change things) or a viewer (reads only)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PresenceEvent(Base):
+    """A room's control channel came up or went down: the outage history and the uptime figure."""
+
+    __tablename__ = "presence_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    room_id: Mapped[str] = mapped_column(String(32), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    up: Mapped[bool]
+    reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class SelfTest(Base):
+    """The last self-test (run_check) answer of each room."""
+
+    __tablename__ = "self_tests"
+
+    room_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    at: Mapped[datetime]
+    ok: Mapped[bool]
+    detail: Mapped[str] = mapped_column(Text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -68,6 +69,21 @@ class Commune:
                 pass
             time.sleep(0.2)
         raise SystemExit(f"the coordinator did not become ready in 30 s; see {self.data_dir / 'coordinator.log'}")
+
+    def web_user(self, name: str) -> str:
+        """An operator account for the web pages, made with the coordinator's CLI; a fresh password each run."""
+        password = secrets.token_urlsafe(12)
+        result = subprocess.run(
+            [sys.executable, "-m", "coordinator", "user", "add", name, "--role", "operator", "--replace"],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PHONGHOP_DATA_DIR": str(self.data_dir)},
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"could not create the web user: {result.stderr.strip()}")
+        return password
 
     def operator(self) -> httpx.Client:
         token = (self.data_dir / "operator.token").read_text().strip()
@@ -131,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     with _interrupts_as_exit():
         try:
             commune.start_coordinator()
+            password = commune.web_user(WEB_USER)  # before the rooms start, while the machine is quiet
             with commune.operator() as api:
                 for room in rooms:
                     commune.start_agent(room, commune.enroll(api, room))
@@ -147,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 meeting.raise_for_status()
                 meeting_id = meeting.json()["id"]
+                _print_sign_in(commune, password)
                 _print_addresses(commune, len(rooms), meeting_id, args.start_in)
                 _watch(api, meeting_id, len(rooms), args.duration)
         except KeyboardInterrupt:
@@ -170,6 +188,20 @@ def _print_addresses(commune: Commune, room_count: int, meeting_id: int, start_i
         print(url)
     print(f"Mã quản trị (operator token): {commune.data_dir / 'operator.token'}")
     print("Nhấn Ctrl-C để dừng.", flush=True)
+
+
+WEB_USER = "vanhanh"
+
+
+def _print_sign_in(commune: Commune, password: str) -> None:
+    print("Trang điều hành (mở trong trình duyệt, cả trên điện thoại):")
+    print(f"{commune.base}/")
+    print(f"Đăng nhập: tên {WEB_USER}, mật khẩu {password}  (mật khẩu mới mỗi lần chạy; chỉ in ra một lần)")
+    print(
+        "Thêm tài khoản: PHONGHOP_DATA_DIR=" + str(commune.data_dir) + " phonghop-coordinator user add TÊN "
+        "--role operator|viewer",
+        flush=True,
+    )
 
 
 def _watch(api: httpx.Client, meeting_id: int, room_count: int, duration: float) -> None:

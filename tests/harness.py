@@ -99,7 +99,7 @@ class Coordinator:
                 env=self.env,
                 cwd=ROOT,
             )
-        wait_for(self._ready, 30, f"the coordinator on {self.url} to be ready")
+        wait_for(self._ready, 120, f"the coordinator on {self.url} to be ready")
         return self
 
     def _ready(self) -> bool:
@@ -152,6 +152,18 @@ class Coordinator:
             )
         assert response.status_code == 201, response.text
         return int(response.json()["id"])
+
+    def add_user(self, name: str, role: str, password: str) -> subprocess.CompletedProcess[str]:
+        """Create a web user with the coordinator's own CLI (password on stdin)."""
+        return subprocess.run(
+            [sys.executable, "-m", "coordinator", "user", "add", name, "--role", role],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=ROOT,
+            timeout=60,
+        )
 
     def metrics(self) -> Samples:
         return parse_metrics(httpx.get(f"{self.url}/metrics", timeout=5, verify=self.verify).text)

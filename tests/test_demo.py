@@ -12,6 +12,7 @@ import httpx
 
 from phonghop.identity import load_rooms
 from tests.harness import ROOT, free_port, parse_metrics, sample, wait_for
+from tests.webtools import csrf_of
 
 
 def test_demo_brings_every_room_into_the_meeting(tmp_path: Path) -> None:
@@ -41,10 +42,19 @@ def test_demo_brings_every_room_into_the_meeting(tmp_path: Path) -> None:
     reader = threading.Thread(target=lambda: lines.extend(demo.stdout or []), daemon=True)
     reader.start()
     try:
-        wait_for(lambda: any("Ctrl-C" in line for line in lines) or demo.poll() is not None, 30, "the demo to start")
+        wait_for(lambda: any("Ctrl-C" in line for line in lines) or demo.poll() is not None, 90, "the demo to start")
         urls = [line.strip() for line in lines if line.startswith("http://")]
         assert f"http://127.0.0.1:{port}/metrics" in urls
         assert f"http://127.0.0.1:{port}/docs" in urls
+        # The web pages: their address and a way to sign in are printed.
+        assert f"http://127.0.0.1:{port}/" in urls
+        login = re.search(r"Đăng nhập: tên (\S+), mật khẩu (\S+)", "".join(lines))
+        assert login is not None
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as web:
+            token = csrf_of(web.get("/dang-nhap").text)
+            data = {"csrf_token": token, "name": login.group(1), "password": login.group(2)}
+            assert web.post("/dang-nhap", data=data).status_code == 303
+            assert "Tổng quan các phòng họp" in web.get("/").text
         meeting = re.search(r"/api/v1/meetings/(\d+)$", "\n".join(urls), re.MULTILINE)
         assert meeting is not None
 

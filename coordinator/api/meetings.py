@@ -180,3 +180,20 @@ async def take_floor(meeting_id: int, services: Svc) -> FloorOut:
     _running(services, meeting_id)
     await services.hub.set_floor(meeting_id, None)
     return _floor(services, meeting_id)
+
+
+@router.put("/{meeting_id}/muted/{room_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Operator])
+async def mute_room(meeting_id: int, room_id: str, services: Svc) -> None:
+    """Stop forwarding the room's sound to the others (its picture still goes out)."""
+    await services.schedule.get(meeting_id)
+    _running(services, meeting_id)
+    if room_id not in services.hub.meetings[meeting_id].expected:
+        raise ApiError(422, "room_not_invited", f"room {room_id!r} is not invited to meeting {meeting_id}")
+    services.hub.set_muted(meeting_id, room_id, True)
+
+
+@router.delete("/{meeting_id}/muted/{room_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Operator])
+async def unmute_room(meeting_id: int, room_id: str, services: Svc) -> None:
+    await services.schedule.get(meeting_id)
+    _running(services, meeting_id)
+    services.hub.set_muted(meeting_id, room_id, False)

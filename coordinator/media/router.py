@@ -88,6 +88,7 @@ class MeetingRouter:
         self.chair = chair
         self.mode = mode
         self.floor: str | None = None
+        self.muted: set[str] = set()  # rooms whose sound the operator switched off
         self.counters = counters
         self.peers: dict[str, RoomPeer] = {}
         self.streams: dict[str, dict[str, SlotStream]] = {}
@@ -160,6 +161,12 @@ class MeetingRouter:
             self.chair, self.mode = chair, mode
             self.reroute()
 
+    def set_muted(self, room: str, muted: bool) -> None:
+        if muted:
+            self.muted.add(room)
+        else:
+            self.muted.discard(room)
+
     def talker(self) -> str | None:
         return talker(self.mode, self.floor, self.speaker.current)
 
@@ -200,6 +207,8 @@ class MeetingRouter:
     async def on_packet(self, room: str, kind: str, packet: RtpPacket) -> None:
         counters = self.counters
         counters.bytes[(room, "in", kind)] += len(packet.payload)
+        if kind == "audio" and room in self.muted:
+            return
         if kind == "audio" and self.mode == "discussion":
             level = packet.extensions.audio_level
             if level is not None and self.speaker.observe(room, level[1]):

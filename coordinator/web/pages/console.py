@@ -1,0 +1,113 @@
+"""The live meeting console (/cuoc-hop/{id}): who is in or missing, hands, floor, mute, end; the program picture."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from coordinator.errors import ApiError
+from coordinator.live import ActiveMeeting
+from coordinator.meetings import expected_rooms, timing_of
+from coordinator.schedule import next_start
+from coordinator.services import Services, Svc
+from coordinator.web.pages.schedule import _meeting
+from coordinator.web.security import Changer, Refused, Viewer
+from coordinator.web.templating import ago, render
+from coordinator.web.views import console_rooms, program_of
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+
+
+def _running(services: Services, meeting_id: int) -> ActiveMeeting:
+    active = services.hub.meetings.get(meeting_id)
+    if active is None:
+        raise Refused("Cuộc họp này không diễn ra lúc này.", status=409)
+    return active
+
+
+async def _room_field(request: Request, active: ActiveMeeting) -> str:
+    room = str((await request.form()).get("room") or "")
+    if room not in active.expected:
+        raise Refused(f"Phòng {room!r} không được mời vào cuộc họp này.", status=422)
+    return room
+
+
+def _back(meeting_id: int, message: str, request: Request) -> RedirectResponse:
+    request.session["flash"] = message
+    return RedirectResponse(f"/cuoc-hop/{meeting_id}", status_code=303)
+
+
+@router.get("/cuoc-hop/{meeting_id}", response_class=HTMLResponse)
+async def console(
+    request: Request, meeting_id: int, services: Svc, user: Viewer, fragment: bool = False
+) -> HTMLResponse:
+    meeting = await _meeting(services, meeting_id)
+    active = services.hub.meetings.get(meeting_id)
+    now = datetime.now(UTC)
+    rooms = console_rooms(services, active) if active is not None else []
+    return render(
+        request,
+        "_console_live.html" if fragment else "console.html",
+        user,
+        meeting=meeting,
+        active=active,
+        rooms=rooms,
+        joined=[r for r in rooms if r.joined],
+        missing=[r for r in rooms if not r.joined],
+        hands=list(active.hands) if active else [],
+        program=program_of(services, active) if active else None,
+        names={r.id: r.name for r in services.registry.rooms.values()},
+        next_start=next_start(timing_of(meeting), now),
+        invited=len(expected_rooms(meeting, services.registry)),
+        ago=lambda value: ago(value, now),
+    )
+
+
+@router.post("/cuoc-hop/{meeting_id}/trao-loi")
+async def give_floor(request: Request, meeting_id: int, services: Svc, user: Changer) -> RedirectResponse:
+    active = _running(services, meeting_id)
+    room = await _room_field(request, active)
+    await services.hub.set_floor(meeting_id, room)
+    log.info("web user %s gave the floor of meeting %s to %s", user.name, meeting_id, room)
+    return _back(meeting_id, f"Đã trao lời cho phòng {room}.", request)
+
+
+@router.post("/cuoc-hop/{meeting_id}/lay-loi")
+async def take_floor(request: Request, meeting_id: int, services: Svc, user: Changer) -> RedirectResponse:
+    _running(services, meeting_id)
+    await services.hub.set_floor(meeting_id, None)
+    log.info("web user %s took the floor of meeting %s back to the chair", user.name, meeting_id)
+    return _back(meeting_id, "Đã lấy lại lời về phòng chủ trì.", request)
+
+
+@router.post("/cuoc-hop/{meeting_id}/tat-tieng")
+async def mute(request: Request, meeting_id: int, services: Svc, user: Changer) -> RedirectResponse:
+    active = _running(services, meeting_id)
+    room = await _room_field(request, active)
+    muted = (await request.form()).get("muted") == "1"
+    services.hub.set_muted(meeting_id, room, muted)
+    log.info("web user %s %s room %s in meeting %s", user.name, "muted" if muted else "unmuted", room, meeting_id)
+    return _back(meeting_id, f"Đã {'tắt' if muted else 'bật'} tiếng phòng {room}.", request)
+
+
+@router.post("/cuoc-hop/{meeting_id}/ket-thuc")
+async def end(request: Request, meeting_id: int, services: Svc, user: Changer) -> RedirectResponse:
+    _running(services, meeting_id)
+    await services.scheduler.end_now(meeting_id)
+    log.info("web user %s ended meeting %s", user.name, meeting_id)
+    return _back(meeting_id, "Đã kết thúc cuộc họp.", request)
+
+
+@router.post("/cuoc-hop/{meeting_id}/bat-dau")
+async def start(request: Request, meeting_id: int, services: Svc, user: Changer) -> RedirectResponse:
+    meeting = await _meeting(services, meeting_id)
+    try:
+        await services.scheduler.start_now(meeting)
+    except ApiError:
+        raise Refused("Cuộc họp này đang diễn ra rồi.", status=409) from None
+    log.info("web user %s started meeting %s now", user.name, meeting_id)
+    return _back(meeting_id, "Đã bắt đầu cuộc họp.", request)

@@ -1,0 +1,77 @@
+"""The operator's web pages: overview, schedule, meeting console, rooms, sign-in, on the coordinator's app.
+
+``install`` adds the session cookie, the static files and the pages to the
+app; ``start`` builds their state once the coordinator's services exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from coordinator.services import Services
+from coordinator.settings import Settings
+from coordinator.tokens import new_token
+from coordinator.web.history import History
+from coordinator.web.pages import console, overview, room, schedule, signin
+from coordinator.web.security import Refused, SignInRequired
+from coordinator.web.state import WebState
+from coordinator.web.users import Users
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "phonghop_phien"
+SESSION_HOURS = 12
+
+
+def session_secret(data_dir: Path) -> str:
+    """The key that signs session cookies: made once, kept in the data folder (mode 0600)."""
+    path = data_dir / "web-session.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(new_token() + "\n")
+        log.info("created the web session key in %s", path)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(settings.data_dir),
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_HOURS * 3600,
+        same_site="lax",
+        https_only=settings.tls_cert_file is not None,
+    )
+    app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
+    for module in (signin, overview, schedule, console, room):
+        app.include_router(module.router)
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, exc: SignInRequired) -> Response:
+        return RedirectResponse(exc.location, status_code=303)
+
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused) -> HTMLResponse:
+        from coordinator.web.templating import render
+
+        log.warning("%s %s refused: %s", request.method, request.url.path, exc.message)
+        return render(request, "error.html", None, status_code=exc.status, message=exc.message)
+
+
+async def start(services: Services) -> WebState:
+    from coordinator.database import make_sessionmaker
+
+    sessions = make_sessionmaker(services.engine)
+    history = History(sessions)
+    await history.close_dangling(services.registry)
+    services.hub.observer = history
+    return WebState(users=Users(sessions), history=history)

@@ -1,0 +1,245 @@
+"""The operator pages in a real headless Chromium (Debian's package, driven by Playwright).
+
+A coordinator and simulated rooms run as real processes; the browser signs in,
+schedules a meeting a few seconds ahead, watches the rooms join on the
+overview, gives the floor to a room and sees the console and the program
+follow, then signs out. Screenshots go to artifacts/ (desktop and phone).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import av
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from phonghop.testpattern import draw_frame, room_code
+from tests.harness import ROOT, Agent, Coordinator
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--lang=vi-VN",  # date and time fields as a Vietnamese phone shows them
+]
+ARTIFACTS = ROOT / "artifacts" / "web"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 360, "height": 740}
+ROOMS = {"ubnd": "hall", "tdp-01": "residential_group", "tdp-02": "residential_group", "th-phong-son": "school"}
+DECODING = {"tdp-02", "th-phong-son"}  # rooms that decode what they receive and report it ([media] decode = true)
+SMALL_SOURCE = "[test_source]\nwidth = 320\nheight = 180\nfps = 10\nbitrate = 150000\n"
+PASSWORD = "mat-khau-thu-nghiem"
+WAIT_MS = 60_000
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium package is missing (./dev test)")
+
+
+@pytest.fixture
+def commune(tmp_path: Path) -> Iterator[tuple[Coordinator, dict[str, str]]]:
+    coordinator = Coordinator(tmp_path / "coordinator").start()
+    agents: list[Agent] = []
+    tokens: dict[str, str] = {}
+    try:
+        for room, group in ROOMS.items():
+            tokens[room] = coordinator.enroll(room, group, name=f"Phòng {room}")
+            extra = SMALL_SOURCE + ("[media]\ndecode = true\n" if room in DECODING else "")
+            agents.append(Agent(coordinator, room, tokens[room], tmp_path / "rooms" / room, extra).start())
+        for name, role in (("vanhanh", "operator"), ("huyen", "viewer")):
+            result = coordinator.add_user(name, role, PASSWORD)
+            assert result.returncode == 0, result.stderr
+        yield coordinator, tokens
+    finally:
+        for agent in agents:
+            agent.stop()
+        coordinator.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _sign_in(page: Page, base: str, name: str = "vanhanh") -> None:
+    page.goto(f"{base}/")
+    expect(page).to_have_url(re.compile(r"/dang-nhap\?next=/$"))
+    page.fill("#name", name)
+    page.fill("#password", PASSWORD)
+    page.click("button:has-text('Đăng nhập')")
+    expect(page.locator("h1")).to_have_text("Tổng quan các phòng họp")
+
+
+def _png_of_room(room: str) -> bytes:
+    """The room's test picture as a PNG: what a TV showing that room looks like."""
+    frame = av.VideoFrame.from_ndarray(draw_frame(room_code(room), 0, 320, 180), format="yuv420p")
+    codec = av.CodecContext.create("png", "w")
+    codec.width, codec.height, codec.pix_fmt = 320, 180, "rgb24"
+    packets = codec.encode(frame.reformat(format="rgb24"))
+    return b"".join(bytes(p) for p in packets)
+
+
+def test_operator_runs_a_meeting_from_the_browser(
+    commune: tuple[Coordinator, dict[str, str]], browser: Browser
+) -> None:
+    coordinator, tokens = commune
+    base = coordinator.url
+    page = browser.new_page(viewport=DESKTOP, locale="vi-VN")
+    page.set_default_timeout(WAIT_MS)
+
+    page.goto(f"{base}/lich-hop")
+    expect(page).to_have_url(re.compile(r"/dang-nhap\?next=/lich-hop$"))
+    _shot(page, "desktop-dang-nhap")
+    _sign_in(page, base)
+    for room in ROOMS:
+        expect(page.locator(f"#room-{room} .state")).to_have_text("Trực tuyến")
+
+    # A meeting that starts in a few seconds, made with the form; first with an end before the start.
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    start = datetime.now(zone).replace(microsecond=0) + timedelta(seconds=25)
+    page.click("text=Lịch họp")
+    page.click("text=+ Tạo cuộc họp")
+    page.fill("#title", "Giao ban thử nghiệm")
+    page.fill("#date", start.date().isoformat())
+    page.fill("#start_time", start.strftime("%H:%M:%S"))
+    page.fill("#end_time", (start - timedelta(minutes=5)).strftime("%H:%M:%S"))
+    page.check("input[name=invited_groups][value=residential_group]")
+    page.check("input[name=invited_groups][value=school]")
+    page.click("button:has-text('Lưu')")
+    expect(page.locator("#error-end_time")).to_contain_text("Giờ kết thúc phải sau giờ bắt đầu")
+    _shot(page, "desktop-loi-bieu-mau")
+    with coordinator.api() as api:
+        assert api.get("/api/v1/meetings").json() == []
+    page.fill("#end_time", (start + timedelta(minutes=30)).strftime("%H:%M:%S"))
+    page.click("button:has-text('Lưu')")
+    expect(page.locator(".flash")).to_contain_text("Đã lưu cuộc họp")
+    with coordinator.api() as api:
+        (meeting,) = api.get("/api/v1/meetings").json()
+    assert sorted(meeting["expected_rooms"]) == sorted(ROOMS)
+
+    # The overview follows the rooms into the meeting without a reload.
+    page.click("text=Tổng quan")
+    page.evaluate("window.__sameDocument = true")
+    for room in ROOMS:
+        expect(page.locator(f"#room-{room} .meeting")).to_contain_text("Đang họp", timeout=90_000)
+    assert page.evaluate("window.__sameDocument === true")
+    expect(page.locator("#room-tdp-02 .meeting")).to_contain_text("nhận hình ubnd")
+    _shot(page, "desktop-tong-quan")
+
+    # The console: everyone in; give the floor to tdp-01 and the program follows.
+    page.click("a.running")
+    expect(page.locator("#attendance")).to_contain_text("4/4 đã vào")
+    expect(page.locator("#on-program")).to_contain_text("ubnd")
+    expect(page.locator("#program-picture")).to_have_attribute("src", "/static/chua-co-hinh.svg")
+    page.locator("#c-tdp-01 button:has-text('Trao lời')").click()
+    expect(page.locator(".flash")).to_contain_text("Đã trao lời cho phòng tdp-01")
+    expect(page.locator("#c-tdp-01 .floor")).to_be_visible()
+    expect(page.locator("#on-program")).to_contain_text("tdp-01")
+    # What the rooms really receive, decoded from the test picture, follows too.
+    for room in DECODING:
+        expect(page.locator(f"#c-{room} .receives")).to_have_text("tdp-01", timeout=30_000)
+    # A room's TV picture arrives (as the agent uploads it) and the console shows it without a reload.
+    upload = httpx.put(
+        f"{base}/api/v1/rooms/tdp-02/screen",
+        content=_png_of_room("tdp-01"),
+        headers={"Authorization": f"Bearer {tokens['tdp-02']}", "Content-Type": "image/png"},
+        timeout=10,
+    )
+    assert upload.status_code == 204, upload.text
+    picture = page.locator("#program-picture")
+    expect(picture).to_have_attribute("src", re.compile(r"^/phong/tdp-02/man-hinh\.png\?v="))
+    page.wait_for_function("document.querySelector('#program-picture').naturalWidth === 320")
+    expect(page.locator("#program-caption")).to_contain_text("Phòng tdp-02")
+
+    # Mute the floor holder, then take the floor back.
+    page.locator("#c-tdp-01 button:has-text('Tắt tiếng')").click()
+    expect(page.locator("#c-tdp-01 .muted-badge")).to_be_visible()
+    _shot(page, "desktop-dieu-hanh")
+    page.click("button:has-text('Lấy lại lời về chủ trì')")
+    expect(page.locator("#on-program")).to_contain_text("ubnd")
+    for room in DECODING:
+        expect(page.locator(f"#c-{room} .receives")).to_have_text("ubnd", timeout=30_000)
+
+    # The room page.
+    page.click("#c-tdp-01 a")
+    expect(page.locator("#agent-version")).to_have_text("0.1.0")
+    expect(page.locator("#uptime")).to_contain_text("%")
+    _shot(page, "desktop-phong")
+
+    # The same pages on a phone, signed in as a viewer: readable, and no buttons that change things.
+    phone = browser.new_page(viewport=PHONE, locale="vi-VN", is_mobile=True, has_touch=True)
+    phone.set_default_timeout(WAIT_MS)
+    _sign_in(phone, base, "huyen")
+    expect(phone.locator("#room-tdp-01 .meeting")).to_contain_text("Đang họp")
+    _shot(phone, "phone-tong-quan")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    phone.goto(f"{base}/cuoc-hop/{meeting['id']}")
+    expect(phone.locator("#attendance")).to_contain_text("4/4 đã vào")
+    assert phone.locator("button:has-text('Trao lời')").count() == 0
+    assert phone.locator("button:has-text('Kết thúc cuộc họp')").count() == 0
+    _shot(phone, "phone-dieu-hanh")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    phone.goto(f"{base}/lich-hop")
+    assert phone.locator("text=+ Tạo cuộc họp").count() == 0
+    phone.close()
+
+    # End the meeting from the console, then sign out: the pages are closed again.
+    page.goto(f"{base}/cuoc-hop/{meeting['id']}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button:has-text('Kết thúc cuộc họp')")
+    expect(page.locator("#meeting-state")).to_contain_text("Chưa diễn ra")
+    page.click("button:has-text('Đăng xuất')")
+    expect(page).to_have_url(re.compile(r"/dang-nhap$"))
+    page.goto(f"{base}/cuoc-hop/{meeting['id']}")
+    expect(page).to_have_url(re.compile(r"/dang-nhap\?next="))
+    page.close()
+
+
+def test_phone_forms_are_usable(commune: tuple[Coordinator, dict[str, str]], browser: Browser) -> None:
+    """The schedule form on a 360 px phone: fits the width; an invalid recurrence is refused by its field."""
+    coordinator, _ = commune
+    page = browser.new_page(viewport=PHONE, locale="vi-VN", is_mobile=True, has_touch=True)
+    page.set_default_timeout(WAIT_MS)
+    _sign_in(page, coordinator.url)
+    _shot(page, "phone-tong-quan-ngoai-gio")
+    page.goto(f"{coordinator.url}/lich-hop/moi")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.fill("#title", "Họp chuyên đề")
+    page.select_option("#repeat", "custom")
+    page.fill("#rrule_text", "FREQ=SOMETIMES")
+    page.check("input[name=invited_groups][value=school]")
+    # A room id nobody enrolled, as a forged form would send it.
+    page.evaluate(
+        """() => { const box = document.createElement('input'); box.type = 'checkbox'; box.name = 'invited_rooms';
+        box.value = 'khong-co'; box.checked = true; document.querySelector('.rooms-pick').appendChild(box); }"""
+    )
+    page.click("button:has-text('Lưu')")
+    expect(page.locator("#error-repeat")).to_contain_text("Quy tắc lặp lại không dùng được")
+    expect(page.locator("#error-invited")).to_contain_text("khong-co")
+    _shot(page, "phone-loi-bieu-mau")
+    with coordinator.api() as api:
+        assert api.get("/api/v1/meetings").json() == []
+    page.close()
+
+
+def test_chromium_is_the_debian_one() -> None:
+    """Never a downloaded browser: the executable is the distribution's."""
+    assert shutil.which("chromium") == str(CHROMIUM) or CHROMIUM.exists()

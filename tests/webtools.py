@@ -1,0 +1,36 @@
+"""Signing in to the web pages from a test, the way a browser does (cookie + CSRF token from the form)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from tests.harness import Coordinator
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF.search(html)
+    assert match is not None, "no CSRF token in the page"
+    return match.group(1)
+
+
+@contextmanager
+def signed_in(coordinator: Coordinator, name: str, password: str) -> Iterator[tuple[httpx.Client, str]]:
+    """A client holding a session cookie, and the session's CSRF token."""
+    with httpx.Client(base_url=coordinator.url, timeout=30, verify=coordinator.verify) as client:
+        token = csrf_of(client.get("/dang-nhap").text)
+        data = {"csrf_token": token, "name": name, "password": password, "next": "/"}
+        response = client.post("/dang-nhap", data=data)
+        assert response.status_code == 303, response.text
+        yield client, csrf_of(client.get("/").text)
+
+
+def field_error(html: str, field: str) -> str | None:
+    """The message shown next to a form field, if any."""
+    match = re.search(rf'id="error-{field}"[^>]*>([^<]+)<', html)
+    return match.group(1) if match else None
