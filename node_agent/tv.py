@@ -196,14 +196,19 @@ class Television:
                 c, "Đang chờ hình ảnh từ phòng chủ trì…", h // 20, MUTED, center=area.center, max_width=w * 9 // 10
             )
         if on_program:
+            # A lower-third caption: who is on the screen.
             role = "Chủ trì" if on_program == meeting.chair else "Đang phát biểu"
-            label = f"{role}: {self.name_of(on_program)}"
-            tag = pygame.Rect(bar // 3, bar // 3, 0, bar)
-            shade = pygame.Surface((min(w * 2 // 3, len(label) * bar // 3 + bar), bar), pygame.SRCALPHA)
-            shade.fill((0, 0, 0, 150))
-            c.blit(shade, tag.topleft)
+            caption = pygame.Surface((w // 2, bar), pygame.SRCALPHA)
+            caption.fill((0, 0, 0, 160))
+            spot = caption.get_rect(bottomleft=(bar // 3, area.bottom - bar // 3))
+            c.blit(caption, spot)
             draw_text(
-                c, label, bar // 2, TEXT, topleft=(tag.x + bar // 3, tag.y + bar // 4), max_width=w * 2 // 3 - bar
+                c,
+                f"{role}: {self.name_of(on_program)}",
+                bar // 2,
+                TEXT,
+                topleft=(spot.x + bar // 3, spot.y + bar // 4),
+                max_width=spot.width - bar // 2,
             )
         if floor not in (None, meeting.chair) and meeting.chair != me:
             # The floor is elsewhere: the chair stays on screen as an inset card.
@@ -219,7 +224,7 @@ class Television:
                 TEXT,
                 center=(inset.centerx, inset.y + inset.height * 2 // 3),
                 bold=True,
-                max_width=inset.width - 8,
+                max_width=inset.width * 9 // 10,
             )
         status = f"● Đang họp: {meeting.title}"
         if self.room.hand_raised:
