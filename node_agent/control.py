@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from node_agent.config import AgentConfig, ConfigError, load_config
 from node_agent.media import MediaManager
 from node_agent.room import Room
+from node_agent.selftest import LiveState, run_checks
 from node_agent.sources import RoomSource
 from phonghop import __version__
 from phonghop.protocol import (
@@ -256,8 +257,6 @@ class ControlClient:
 
     async def _run_check(self, websocket: ClientConnection, command_id: str) -> None:
         """The same checks as ``phonghop-agent check``, with the devices as this agent sees them."""
-        from node_agent.selftest import LiveState, run_checks
-
         live = LiveState(connected=True, devices=self.device_states())
         try:
             report = await run_checks(self.config_path, live)

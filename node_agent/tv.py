@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from node_agent.config import AgentConfig
-from node_agent.render import ACCENT, ALERT, BACKGROUND, GOOD, MUTED, PANEL, TEXT, draw_text, pygame
+from node_agent.render import ACCENT, ALERT, BACKGROUND, GOOD, MUTED, PANEL, TEXT, draw_text, font, pygame
 from node_agent.room import Room
 
 log = logging.getLogger(__name__)
@@ -198,13 +198,15 @@ class Television:
         if on_program:
             # A lower-third caption: who is on the screen.
             role = "Chủ trì" if on_program == meeting.chair else "Đang phát biểu"
-            caption = pygame.Surface((w // 2, bar), pygame.SRCALPHA)
+            text = f"{role}: {self.name_of(on_program)}"
+            fitted = min(w // 2, font(bar // 2).get_rect(text).width + bar)
+            caption = pygame.Surface((fitted, bar), pygame.SRCALPHA)
             caption.fill((0, 0, 0, 160))
             spot = caption.get_rect(bottomleft=(bar // 3, area.bottom - bar // 3))
             c.blit(caption, spot)
             draw_text(
                 c,
-                f"{role}: {self.name_of(on_program)}",
+                text,
                 bar // 2,
                 TEXT,
                 topleft=(spot.x + bar // 3, spot.y + bar // 4),

@@ -15,12 +15,12 @@ import pytest
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
-from node_agent.config import AgentConfig  # noqa: E402
-from node_agent.render import pygame  # noqa: E402
-from node_agent.room import Room  # noqa: E402
-from node_agent.tv import ZONE, Television, vietnamese_date  # noqa: E402
-from phonghop.protocol import MeetingRef  # noqa: E402
-from phonghop.testpattern import draw_frame, read_code, room_code  # noqa: E402
+from node_agent.config import AgentConfig
+from node_agent.render import pygame
+from node_agent.room import Room
+from node_agent.tv import ZONE, Television, vietnamese_date
+from phonghop.protocol import MeetingRef
+from phonghop.testpattern import draw_frame, read_code, room_code
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 NAMES = {"ubnd": "UBND phường Phong Sơn", "tdp-01": "Tổ dân phố 1", "tdp-07": "Tổ dân phố Nghĩa Dũng"}
