@@ -13,6 +13,7 @@ import pytest
 
 from tests.harness import ROOT, Agent, Coordinator, free_port, sample, wait_for
 
+
 @pytest.fixture
 def coordinator(tmp_path: Path) -> Iterator[Coordinator]:
     """These tests are about the agent: one database backend is enough."""
