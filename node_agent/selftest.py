@@ -13,7 +13,6 @@ import contextlib
 import json
 import ssl
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,7 +270,7 @@ def _probe_device(config: AgentConfig, device: str) -> tuple[bool, str]:
 
         return probe_display()
     choice = config.device_choice(device)
-    if choice == "test":
+    if choice in ("test", "test-raw"):
         return True, "nguồn thử (phòng mô phỏng)"
     try:
         name = pick(device, choice)
@@ -353,6 +352,3 @@ async def run_checks(config_path: Path, live: LiveState | None = None, media: bo
     await asyncio.to_thread(check_devices, config, report, live)
     return report
 
-
-def device_state(ok: Callable[[], bool], problem: Callable[[], str | None]) -> tuple[bool, str | None]:
-    return ok(), problem()

@@ -94,6 +94,38 @@ class PacketLoop:
         pass
 
 
+class RawPattern:
+    """A paced input of raw test pictures (``camera = "test-raw"``): the encoder works as with a real camera."""
+
+    paced = True
+
+    def __init__(self, room_id: str, width: int, height: int, fps: int, faults: Faults) -> None:
+        from phonghop.testpattern import draw_frame, room_code
+
+        self._faults = faults
+        code = room_code(room_id)
+        self._pictures = [draw_frame(code, index, width, height) for index in range(fps)]
+        self._index = 0
+        if not self.alive():
+            raise DeviceError("test camera is unplugged (debug hook)")
+
+    def alive(self) -> bool:
+        return "camera" not in self._faults.broken
+
+    def read(self) -> Frame:
+        if not self.alive():
+            raise DeviceError("test camera was unplugged (debug hook)")
+        picture = self._pictures[self._index % len(self._pictures)]
+        self._index += 1
+        return av.VideoFrame.from_ndarray(picture, format="yuv420p")
+
+    def restart(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class DeviceInput:
     """A real device read in a worker thread (V4L2 camera or sound input)."""
 
@@ -173,10 +205,10 @@ class FallbackTrack(MediaStreamTrack):
     def request_keyframe(self) -> None:
         if self._input is None:
             self._fallback_index = 0
-        elif self._input.paced:
+        elif isinstance(self._input, PacketLoop):
             self._input.restart()
         elif self.encoder_keyframe is not None:
-            self.encoder_keyframe()
+            self.encoder_keyframe()  # raw pictures: the sender's encoder makes the keyframe
 
     async def check(self) -> None:
         """Open the device if it is closed and due for a retry; close it if it went away."""
@@ -232,9 +264,15 @@ class FallbackTrack(MediaStreamTrack):
         elif now - due > 1.0:  # starved for a while: do not burst to catch up
             self._start = now - self._sent * self._interval
 
-    async def _fallback_packet(self) -> Packet[Any]:
+    async def prepare_fallback(self) -> None:
+        """Make the slate (or silence) now, so that a failing device is replaced at once."""
         if self._fallback is None:
             self._fallback = await asyncio.to_thread(self._fallback_factory)
+
+    async def _fallback_packet(self) -> Packet[Any]:
+        if self._fallback is None:
+            await self.prepare_fallback()
+        assert self._fallback is not None
         packet = Packet(self._fallback[self._fallback_index % len(self._fallback)])
         self._fallback_index = (self._fallback_index + 1) % len(self._fallback)
         return packet
@@ -324,8 +362,10 @@ class RoomSource:
         if choice == "test":
             assert self._test_video is not None
             return PacketLoop("camera", self._test_video, self.faults)
-        path = pick("camera", choice)
         dev = self.config.devices
+        if choice == "test-raw":
+            return RawPattern(self.room_id, dev.camera_width, dev.camera_height, dev.camera_fps, self.faults)
+        path = pick("camera", choice)
         return DeviceInput(V4l2Camera(path, dev.camera_width, dev.camera_height, dev.camera_fps), path)
 
     def _open_microphone(self) -> Input:
@@ -353,6 +393,10 @@ class RoomSource:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep looking at the devices between meetings too, so that device_ok is always current."""
+        if self.camera_choice != "test" or self.config.debug.allow_device_faults:
+            # A real camera can fail at any time; simulated rooms make the slate only when needed.
+            await self.video.prepare_fallback()
+            await self.audio.prepare_fallback()
         while not stop.is_set():
             try:
                 await self.check()

@@ -198,3 +198,24 @@ def test_devices_lists_what_there_is() -> None:
     assert isinstance(found.cameras, list)
     if not found.cameras:
         assert any("camera" in p for p in found.problems)
+
+
+async def test_raw_pictures_go_to_the_encoder_and_it_restarts_with_a_keyframe(tmp_path: Path) -> None:
+    source = RoomSource(
+        _config(
+            tmp_path, devices={"camera": "test-raw", "camera_width": 320, "camera_height": 180, "retry_seconds": 0.1}
+        )
+    )
+    keyframes: list[bool] = []
+    source.video.encoder_keyframe = lambda: keyframes.append(True)
+    frame = await source.video.recv()
+    assert isinstance(frame, av.VideoFrame)
+    assert (frame.width, frame.height) == (320, 180)
+    assert read_code(frame.to_ndarray(format="gray")) == room_code("tdp-01")
+    source.faults.broken.add("camera")
+    assert isinstance(await source.video.recv(), Packet)  # the pre-encoded slate
+    source.faults.broken.discard("camera")
+    await asyncio.sleep(0.15)
+    before = len(keyframes)
+    assert isinstance(await source.video.recv(), av.VideoFrame)
+    assert len(keyframes) > before  # the encoder must not continue from a picture the receiver never had

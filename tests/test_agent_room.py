@@ -48,13 +48,13 @@ def test_camera_unplugged_mid_meeting_sends_the_slate_and_recovers(
         assert isinstance(media, dict)
         return media.get("program"), media.get("program_slate")
 
-    wait_for(lambda: program() == ("ubnd", False), 40, "tdp-01 to see the chair")
+    wait_for(lambda: program() == ("ubnd", False), 90, "tdp-01 to see the chair")
     assert _camera_ok(coordinator, "ubnd") == 1
 
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as local:
         local.post("/debug/devices/camera/fail").raise_for_status()
-        wait_for(lambda: program() == (None, True), 20, "tdp-01 to see the chair's slate")
-        wait_for(lambda: _camera_ok(coordinator, "ubnd") == 0, 10, "device_ok{camera} 0 on /metrics")
+        wait_for(lambda: program() == (None, True), 60, "tdp-01 to see the chair's slate")
+        wait_for(lambda: _camera_ok(coordinator, "ubnd") == 0, 30, "device_ok{camera} 0 on /metrics")
         metrics = coordinator.metrics()
         for room in ("ubnd", "tdp-01"):
             assert sample(metrics, "phonghop_room_in_meeting", room=room, meeting=str(meeting)) == 1
@@ -63,8 +63,8 @@ def test_camera_unplugged_mid_meeting_sends_the_slate_and_recovers(
         assert status["devices"]["microphone"]["ok"] is True
 
         local.post("/debug/devices/camera/restore").raise_for_status()
-        wait_for(lambda: program() == ("ubnd", False), 20, "the chair's picture back at tdp-01")
-        wait_for(lambda: _camera_ok(coordinator, "ubnd") == 1, 10, "device_ok{camera} 1 again")
+        wait_for(lambda: program() == ("ubnd", False), 60, "the chair's picture back at tdp-01")
+        wait_for(lambda: _camera_ok(coordinator, "ubnd") == 1, 30, "device_ok{camera} 1 again")
     assert sample(coordinator.metrics(), "phonghop_room_in_meeting", room="tdp-01", meeting=str(meeting)) == 1
 
 
