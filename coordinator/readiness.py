@@ -34,6 +34,8 @@ from phonghop.protocol import CheckItem
 log = logging.getLogger(__name__)
 
 OFFLINE_CHECK = "ket_noi"
+# Self-tests at once: each sends a media loop through the coordinator (see coordinator/media/echo.py).
+CONCURRENT_CHECKS = 6
 NO_ANSWER_CHECK = "tu_kiem_tra"
 
 
@@ -178,7 +180,13 @@ class Readiness:
             len(rooms),
         )
         ends = start + timedelta(seconds=meeting.duration_seconds)
-        results = await asyncio.gather(*(self._check_room(meeting.id, room, start, ends, stage) for room in rooms))
+        limit = asyncio.Semaphore(CONCURRENT_CHECKS)
+
+        async def check(room: str) -> RoomReadiness:
+            async with limit:
+                return await self._check_room(meeting.id, room, start, ends, stage)
+
+        results = await asyncio.gather(*(check(room) for room in rooms))
         async with self._sessions() as session, session.begin():
             for result in results:
                 session.add(

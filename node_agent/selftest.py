@@ -214,11 +214,15 @@ async def media_loop(config: AgentConfig, token: str, seconds: float = MEDIA_LOO
     try:
         await pc.setLocalDescription(await pc.createOffer())
         async with httpx.AsyncClient(verify=_verify(config), timeout=15) as client:
-            response = await client.post(
-                f"{config.coordinator_url}/api/v1/rooms/{config.room}/selftest/echo",
-                json={"sdp": pc.localDescription.sdp},
-                headers={"Authorization": f"Bearer {token}"},
-            )
+            while True:  # the coordinator runs a few loops at once: wait for a turn while there is time
+                response = await client.post(
+                    f"{config.coordinator_url}/api/v1/rooms/{config.room}/selftest/echo",
+                    json={"sdp": pc.localDescription.sdp},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                if response.status_code != 429 or time.monotonic() - started > seconds:
+                    break
+                await asyncio.sleep(2.0)
         if response.status_code != 200:
             return False, f"máy chủ không nhận phiên thử: {_refusal(response)}"
         await pc.setRemoteDescription(RTCSessionDescription(sdp=response.json()["sdp"], type="answer"))

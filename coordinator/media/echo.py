@@ -22,7 +22,7 @@ from phonghop.webrtc import peer_connection
 log = logging.getLogger(__name__)
 
 ECHO_SECONDS = 30.0
-MAX_ECHOES = 4
+MAX_ECHOES = 8  # a few seconds each; rooms told "busy" try again
 
 
 class EchoBusy(Exception):
