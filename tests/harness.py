@@ -99,7 +99,7 @@ class Coordinator:
                 env=self.env,
                 cwd=ROOT,
             )
-        wait_for(self._ready, 30, f"the coordinator on {self.url} to be ready")
+        wait_for(self._ready, 90, f"the coordinator on {self.url} to be ready")
         return self
 
     def _ready(self) -> bool:
