@@ -50,6 +50,7 @@ async def build_services(settings: Settings) -> Services:
         settings.readiness_final_lead_seconds,
         settings.readiness_wait_seconds,
         max(1.0, settings.scheduler_tick),
+        settings.readiness_min_seconds,
     )
     await checks.load()
     collectors.register(ReadinessCollector(checks))

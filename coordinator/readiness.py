@@ -88,6 +88,7 @@ class Readiness:
         final_lead: float,
         wait_seconds: float,
         tick: float,
+        min_seconds: float = 0.0,
     ) -> None:
         self._sessions = sessions
         self._hub = hub
@@ -96,6 +97,7 @@ class Readiness:
         self.lead = lead
         self.final_lead = final_lead
         self.wait_seconds = wait_seconds
+        self.min_seconds = min_seconds
         self._tick = tick
         # (meeting, room) -> the latest result for the meeting's latest checked start
         self.latest: dict[tuple[int, str], RoomReadiness] = {}
@@ -155,6 +157,8 @@ class Readiness:
             if start is None:
                 continue
             until = (start - now).total_seconds()
+            if until < self.min_seconds:
+                continue
             stage = None
             if until <= self.final_lead:
                 stage = "final"

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     readiness_lead_seconds: float = Field(default=3600, ge=0)
     readiness_final_lead_seconds: float = Field(default=600, ge=0)
     readiness_wait_seconds: float = Field(default=60, gt=0, le=600)  # how long a room may take to answer
+    # Closer than this to the start a check is skipped: nobody could fix anything in time (and a meeting
+    # scheduled to start at once does not make every room run its self-test as it starts).
+    readiness_min_seconds: float = Field(default=120, ge=0)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

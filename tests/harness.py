@@ -23,6 +23,9 @@ FAST = {
     "PHONGHOP_HEARTBEAT_INTERVAL": "0.5",
     "PHONGHOP_MISSED_HEARTBEATS": "3",
     "PHONGHOP_SCHEDULER_TICK": "0.2",
+    # No readiness self-tests unless a test asks for them (each one sends media through the coordinator).
+    "PHONGHOP_READINESS_LEAD_SECONDS": "0",
+    "PHONGHOP_READINESS_FINAL_LEAD_SECONDS": "0",
 }
 
 

@@ -125,6 +125,7 @@ def test_readiness_check_runs_before_the_meeting_and_survives_a_restart(
         {
             "PHONGHOP_READINESS_LEAD_SECONDS": "60",
             "PHONGHOP_READINESS_FINAL_LEAD_SECONDS": "20",
+            "PHONGHOP_READINESS_MIN_SECONDS": "5",
             # Several self-tests at once load a shared two-core machine; do not drop rooms for a slow heartbeat.
             "PHONGHOP_MISSED_HEARTBEATS": "10",
         }
