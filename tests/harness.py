@@ -23,6 +23,9 @@ FAST = {
     "PHONGHOP_HEARTBEAT_INTERVAL": "0.5",
     "PHONGHOP_MISSED_HEARTBEATS": "3",
     "PHONGHOP_SCHEDULER_TICK": "0.2",
+    # No readiness self-tests unless a test asks for them (each one sends media through the coordinator).
+    "PHONGHOP_READINESS_LEAD_SECONDS": "0",
+    "PHONGHOP_READINESS_FINAL_LEAD_SECONDS": "0",
 }
 
 
@@ -174,9 +177,17 @@ class Coordinator:
 
 class Agent:
     def __init__(
-        self, coordinator: Coordinator, room_id: str, token: str, folder: Path, extra: str = "", local_api_port: int = 0
+        self,
+        coordinator: Coordinator,
+        room_id: str,
+        token: str,
+        folder: Path,
+        extra: str = "",
+        local_api_port: int = 0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.room_id = room_id
+        self.env = {**os.environ, **(env or {})}
         self.local_api = f"http://127.0.0.1:{local_api_port}" if local_api_port else None
         folder.mkdir(parents=True, exist_ok=True)
         self.token_file = folder / "room.token"
@@ -201,6 +212,7 @@ class Agent:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
+                env=self.env,
             )
         return self
 
