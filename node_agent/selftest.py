@@ -355,4 +355,3 @@ async def run_checks(config_path: Path, live: LiveState | None = None, media: bo
             await check_media(config, report, token)
     await asyncio.to_thread(check_devices, config, report, live)
     return report
-
