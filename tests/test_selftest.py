@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.harness import ROOT, Agent, Coordinator, free_port, sample, wait_for
+from tests.webtools import signed_in
 
 
 @pytest.fixture
@@ -161,6 +163,13 @@ def test_readiness_check_runs_before_the_meeting_and_survives_a_restart(
     assert rooms["th-phong-son"]["failed_check"] == "camera"
     assert rooms["tdp-01"]["stage"] == "lead"
     assert any(c["name"] == "truyen_thu" and c["ok"] for c in rooms["tdp-01"]["checks"])
+    # The overview shows the same to the people watching the commune.
+    coordinator.add_user("kiem-tra", "viewer", "mat-khau-rat-dai-1")
+    with signed_in(coordinator, "kiem-tra", "mat-khau-rat-dai-1") as (web, _):
+        overview = web.get("/").text
+    assert re.search(r'id="room-th-phong-son"(?:(?!</tr>).)*Chưa sẵn sàng: camera', overview, re.S), (
+        "overview lacks readiness"
+    )
 
     def stage() -> str:
         with coordinator.api() as api:

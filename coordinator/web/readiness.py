@@ -1,9 +1,4 @@
-"""Readiness for the next meeting, shown on the overview.
-
-LEAD (merge): readiness checks come from the agent branch (issue 4:
-``phonghop_room_ready`` / ``phonghop_room_ready_failed_check``). Wire this
-function to that result; the overview shows "chưa có dữ liệu" while it returns None.
-"""
+"""Readiness for the next meeting, shown on the overview: the room's latest self-test before it."""
 
 from __future__ import annotations
 
@@ -19,4 +14,9 @@ class Readiness:
 
 
 def readiness_of(services: Services, room_id: str) -> Readiness | None:
-    return None
+    """The room's result for the soonest meeting not yet over; None until a check has run for it."""
+    results = [r for r in services.readiness.current() if r.room == room_id]
+    if not results:
+        return None
+    soonest = min(results, key=lambda r: r.scheduled_start)
+    return Readiness(ready=soonest.ok, failed_check=soonest.failed_check)
