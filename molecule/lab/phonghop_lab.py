@@ -53,13 +53,15 @@ BASE_PACKAGES = [
     "ca-certificates",
     "curl",
     "nftables",
-    "chrony",
+    "systemd-timesyncd",
     "unattended-upgrades",
     "tzdata",
     "locales",
     "gnupg",
 ]
-TOOL_VERSION = "1"  # bump when the base tree's preparation changes
+# Installed with apt-get inside the new tree (debootstrap's own resolver cannot pick virtual packages).
+EXTRA_PACKAGES = ["sqlite3", "python3-cryptography"]
+TOOL_VERSION = "2"  # bump when the base tree's preparation changes
 
 CACHE_DIR = Path(os.environ.get("PHONGHOP_LAB_CACHE", "/var/cache/phonghop-lab"))
 DATA_DIR = Path(os.environ.get("PHONGHOP_LAB_DATA", "/var/lib/phonghop-lab"))
@@ -83,7 +85,7 @@ def quiet(*cmd: str) -> bool:
 
 
 def base_key() -> str:
-    text = "\n".join([SUITE, MIRROR, TOOL_VERSION, *sorted(BASE_PACKAGES)])
+    text = "\n".join([SUITE, MIRROR, TOOL_VERSION, *sorted(BASE_PACKAGES), *sorted(EXTRA_PACKAGES)])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -109,11 +111,34 @@ def ensure_base() -> Path:
             MIRROR,
             stdout=subprocess.DEVNULL,
         )
+        install_extra(tmp)
         prepare_base(tmp)
         (tmp / ".phonghop-lab-ready").write_text(f"built in {time.monotonic() - started:.0f} s\n")
         tmp.rename(base)
         log(f"base tree ready in {time.monotonic() - started:.0f} s")
         return base
+
+
+def install_extra(root: Path) -> None:
+    """apt-get inside the fresh tree, with the controller's DNS for the time of the install."""
+    resolv = root / "etc/resolv.conf"
+    resolv.unlink(missing_ok=True)
+    shutil.copy("/etc/resolv.conf", resolv)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run("chroot", str(root), "apt-get", "update", "-qq", env=env)
+    run(
+        "chroot",
+        str(root),
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        *EXTRA_PACKAGES,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    resolv.unlink()
 
 
 def prepare_base(root: Path) -> None:
@@ -193,22 +218,22 @@ def ensure_proxy(state: dict[str, Any]) -> None:
     logdir.mkdir(parents=True, exist_ok=True)
     port_file = logdir / "port"
     port_file.unlink(missing_ok=True)
-    out = open(logdir / "proxy.log", "ab")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("apt_proxy.py")),
-            "--bind",
-            address,
-            "--cache",
-            str(CACHE_DIR / "apt"),
-            "--port-file",
-            str(port_file),
-        ],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(logdir / "proxy.log", "ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("apt_proxy.py")),
+                "--bind",
+                address,
+                "--cache",
+                str(CACHE_DIR / "apt"),
+                "--port-file",
+                str(port_file),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     state["proxy"] = {"pid": proc.pid}
     save_state(state)
     wait_for(port_file.exists, 30, "the apt proxy to listen")
@@ -304,28 +329,28 @@ def start_host(state: dict[str, Any], base: Path, name: str, octet: int, key: Pa
 
     # Boot.
     Path("/run/systemd/nspawn").mkdir(parents=True, exist_ok=True)
-    console_log = open(top / "console.log", "ab")
-    proc = subprocess.Popen(
-        [
-            "systemd-nspawn",
-            "-b",
-            "-D",
-            str(merged),
-            f"--machine=phl-{tag}-{name}"[:64],
-            f"--hostname={name}",
-            f"--network-namespace-path=/run/netns/{netns}",
-            "--register=no",
-            "--keep-unit",
-            "--console=passive",
-            "--resolv-conf=off",
-            "--timezone=off",
-            "--link-journal=no",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=console_log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(top / "console.log", "ab") as console_log:
+        proc = subprocess.Popen(
+            [
+                "systemd-nspawn",
+                "-b",
+                "-D",
+                str(merged),
+                f"--machine=phl-{tag}-{name}"[:64],
+                f"--hostname={name}",
+                f"--network-namespace-path=/run/netns/{netns}",
+                "--register=no",
+                "--keep-unit",
+                "--console=passive",
+                "--resolv-conf=off",
+                "--timezone=off",
+                "--link-journal=no",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=console_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     host["pid"] = proc.pid
     save_state(state)
     log(f"booting {name} at {address} (nspawn pid {proc.pid})")
