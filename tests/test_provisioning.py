@@ -37,6 +37,7 @@ def tool_env() -> dict[str, str]:
         "ANSIBLE_FORCE_COLOR": "0",
         "NO_COLOR": "1",
         "PY_COLORS": "0",
+        "PYTHONUNBUFFERED": "1",
     }
 
 

@@ -280,7 +280,7 @@ def ensure_key(state: dict[str, Any]) -> Path:
     return key
 
 
-def start_host(state: dict[str, Any], base: Path, name: str, octet: int, key: Path) -> None:
+def start_host(state: dict[str, Any], base: Path, name: str, where: str, key: Path) -> None:
     hosts = state["hosts"]
     if name in hosts and pid_alive(hosts[name]["pid"]):
         return
@@ -288,7 +288,9 @@ def start_host(state: dict[str, Any], base: Path, name: str, octet: int, key: Pa
     tag = short(state["lab"])
     netns = f"phl-{tag}-{name}"
     veth = f"phl{tag}h{index}"
-    address = f"{state['subnet']}.{octet}"
+    address = where if "." in where else f"{state['subnet']}.{where}"
+    if not address.startswith(state["subnet"] + "."):
+        raise SystemExit(f"{name}: address {address} is not in the lab subnet {state['subnet']}.0/24")
     top = DATA_DIR / state["lab"] / name
     merged, upper, work = top / "merged", top / "upper", top / "work"
     host: dict[str, Any] = {"index": index, "netns": netns, "veth": veth, "address": address, "dir": str(top)}
@@ -341,6 +343,8 @@ def start_host(state: dict[str, Any], base: Path, name: str, octet: int, key: Pa
                 f"--network-namespace-path=/run/netns/{netns}",
                 "--register=no",
                 "--keep-unit",
+                # Its own network namespace: the host may manage its firewall (nftables) there.
+                "--capability=CAP_NET_ADMIN",
                 "--console=passive",
                 "--resolv-conf=off",
                 "--timezone=off",
@@ -417,7 +421,7 @@ def up(args: argparse.Namespace) -> None:
     key = ensure_key(state)
     wanted = [spec.split("=", 1) for spec in args.host]
     for name, octet in wanted:
-        start_host(state, base, name, int(octet), key)
+        start_host(state, base, name, octet, key)
     for name, _ in wanted:
         wait_booted(state, name, args.timeout)
     if args.inventory:
@@ -486,7 +490,7 @@ def main() -> None:
     p_up = sub.add_parser("up", help="create and boot lab hosts")
     p_up.add_argument("--lab", required=True)
     p_up.add_argument("--subnet", required=True, help="first three octets, e.g. 10.213.1")
-    p_up.add_argument("--host", action="append", default=[], help="NAME=LAST_OCTET, repeatable")
+    p_up.add_argument("--host", action="append", default=[], help="NAME=LAST_OCTET or NAME=ADDRESS, repeatable")
     p_up.add_argument("--inventory", help="write the connection inventory (JSON/YAML) here")
     p_up.add_argument("--timeout", type=float, default=180)
     p_down = sub.add_parser("down", help="stop and remove everything the lab created")
