@@ -10,13 +10,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from coordinator import errors
-from coordinator.api import control, health, meetings, rooms, screens
+from coordinator.api import agent, control, health, meetings, readiness, rooms, screens
 from coordinator.attendance import AttendanceBook
 from coordinator.auth import load_operator_token
 from coordinator.database import make_engine, make_sessionmaker, migrate
 from coordinator.hub import Hub
+from coordinator.media.echo import Echoes
 from coordinator.meetings import Schedule
 from coordinator.metrics import build_registry
+from coordinator.readiness import Readiness, ReadinessCollector
 from coordinator.registry import Registry
 from coordinator.scheduler import Scheduler
 from coordinator.screens import Screens
@@ -39,7 +41,21 @@ async def build_services(settings: Settings) -> Services:
     hub = Hub(registry, book, settings.heartbeat_interval, settings.missed_heartbeats)
     scheduler = Scheduler(schedule, book, hub, registry, settings.scheduler_tick)
     collectors, control_metrics = build_registry(hub, registry, scheduler.next_starts)
-    return Services(settings, engine, registry, schedule, book, hub, scheduler, collectors, control_metrics, Screens())
+    checks = Readiness(
+        sessions,
+        hub,
+        schedule,
+        registry,
+        settings.readiness_lead_seconds,
+        settings.readiness_final_lead_seconds,
+        settings.readiness_wait_seconds,
+        max(1.0, settings.scheduler_tick),
+    )
+    await checks.load()
+    collectors.register(ReadinessCollector(checks))
+    return Services(
+        settings, engine, registry, schedule, book, hub, scheduler, collectors, control_metrics, Screens(), checks
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,9 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.operator_token = load_operator_token(settings.resolved_operator_token_file)
         services = await build_services(settings)
         app.state.services = services
+        app.state.echoes = Echoes()
         await services.scheduler.resume()
         await services.scheduler.tick()
         services.scheduler.start()
+        services.readiness.start()
         log.info(
             "coordinator ready: %d rooms enrolled, %d meetings running",
             len(services.registry.rooms),
@@ -61,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await services.readiness.stop()
+            await app.state.echoes.close()
             await services.scheduler.stop()
             await services.hub.shutdown()
             await services.engine.dispose()
@@ -73,6 +93,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (health, rooms, meetings, screens, control):
+    for module in (health, rooms, meetings, screens, control, agent, readiness):
         app.include_router(module.router)
     return app

@@ -96,3 +96,20 @@ class Attendance(Base):
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
     left_at: Mapped[datetime | None]
     left_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class ReadinessCheck(Base):
+    """A room's self-test result before one scheduled start of a meeting (issue 4's readiness check)."""
+
+    __tablename__ = "readiness_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    scheduled_start: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    stage: Mapped[str] = mapped_column(String(16))  # "lead" (about an hour ahead) or "final" (shortly before)
+    room_id: Mapped[str] = mapped_column(String(32))
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ok: Mapped[bool]
+    failed_check: Mapped[str | None] = mapped_column(String(32))
+    checks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

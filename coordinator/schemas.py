@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from phonghop.identity import ROOM_ID_PATTERN, RoomGroup
+from phonghop.protocol import CheckItem
 
 RoomId = Annotated[
     str,
@@ -46,6 +47,8 @@ class RoomPatch(_Body):
 
 class MediaOut(BaseModel):
     """What the room's agent reports receiving; rooms are read back from test-source codes."""
+
+    program_slate: bool = False  # the program room's camera is gone: its agent sends the slate
 
     receiving: bool
     program: str | None = Field(default=None, description="room whose test picture the TV shows")
@@ -142,6 +145,7 @@ class CommandResult(BaseModel):
     action: str
     ok: bool
     detail: str
+    checks: list[CheckItem] = Field(default_factory=list)  # run_check's checklist (Vietnamese)
 
 
 class FloorRequest(_Body):

@@ -13,6 +13,7 @@ from coordinator.attendance import AttendanceBook
 from coordinator.hub import Hub
 from coordinator.meetings import Schedule
 from coordinator.metrics import ControlMetrics
+from coordinator.readiness import Readiness
 from coordinator.registry import Registry
 from coordinator.scheduler import Scheduler
 from coordinator.screens import Screens
@@ -31,6 +32,7 @@ class Services:
     collectors: CollectorRegistry
     control_metrics: ControlMetrics
     screens: Screens
+    readiness: Readiness
 
 
 def _services(request: Request) -> Services:

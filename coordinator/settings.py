@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # Serve HTTPS and WSS directly (a lab, or no reverse proxy in front); both files or neither.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # Readiness check: invited rooms run their self-test this long before each start, and again closer to it.
+    readiness_lead_seconds: float = Field(default=3600, ge=0)
+    readiness_final_lead_seconds: float = Field(default=600, ge=0)
+    readiness_wait_seconds: float = Field(default=60, gt=0, le=600)  # how long a room may take to answer
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

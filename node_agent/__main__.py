@@ -1,50 +1,58 @@
-"""`phonghop-agent`: the room agent."""
+"""`phonghop-agent`: the room agent (run), its self-test (check) and the device list (devices)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import signal
+import json
 import sys
 from pathlib import Path
 
-from node_agent.config import ConfigError, load_config
-from node_agent.control import ControlClient
-from node_agent.media import MediaManager
-from node_agent.room import Room
-from node_agent.testsource import TestSource
-from phonghop.logs import setup_logging
+from node_agent.config import ConfigError
 
-log = logging.getLogger("node_agent")
+DEFAULT_CONFIG = Path("/etc/phonghop/agent.toml")
 
 
-async def _run(config_path: Path) -> int:
-    config = load_config(config_path)
-    setup_logging(config.log_level, "agent", config.room)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    room = Room(config.room)
-    log.info("agent for room %s starting; coordinator %s", config.room, config.coordinator_url)
-    control = ControlClient(config, config_path, room)
-    tasks = [asyncio.create_task(control.run(stop), name="control")]
-    if config.media.enabled:
-        ts = config.test_source
-        control.source = TestSource(config.room, ts.width, ts.height, ts.fps, ts.bitrate)
-        control.source.set_talking(ts.talking)
-        control.media = MediaManager(room, control.source, config.media.decode, control.send)
-        tasks.append(asyncio.create_task(control.media.run(stop), name="media"))
-    if config.local_api_port:
-        from node_agent.local_api import local_server  # FastAPI costs a third of a second to import
+def _run(config: Path) -> int:
+    from node_agent.agent import run
 
-        server, stop_server = local_server(control, config.local_api_port)
-        tasks.append(asyncio.create_task(server.serve(), name="local-api"))
-        stop_task = asyncio.create_task(stop.wait())
-        stop_task.add_done_callback(lambda _: stop_server())
-    await asyncio.gather(*tasks)
-    log.info("agent stopped")
+    try:
+        return asyncio.run(run(config))
+    except ConfigError as exc:
+        print(f"phonghop-agent: {exc}", file=sys.stderr)
+        return 2
+
+
+def _check(config: Path, as_json: bool) -> int:
+    """Exit 0 when every check passed, 1 when one failed, 2 when the config cannot be read."""
+    import logging
+
+    from node_agent.selftest import run_checks
+
+    logging.basicConfig(level=logging.ERROR)
+    report = asyncio.run(run_checks(config))
+    print(report.as_json() if as_json else report.text())
+    if report.checks and report.checks[0].name == "cau_hinh" and not report.checks[0].ok:
+        return 2
+    return 0 if report.ok else 1
+
+
+def _devices(as_json: bool) -> int:
+    from node_agent.devices import list_devices
+
+    found = list_devices()
+    if as_json:
+        print(json.dumps(found.as_dict(), ensure_ascii=False))
+        return 0
+    for title, devices in (("Camera", found.cameras), ("Micro", found.microphones), ("Loa", found.speakers)):
+        print(f"{title}:")
+        for device in devices:
+            print(f"  {'*' if device.default else ' '} {device.name}  ({device.description})")
+        if not devices:
+            print("    (không có)")
+    for problem in found.problems:
+        print(f"Lưu ý: {problem}")
+    print('Dấu * là thiết bị được chọn khi cấu hình để "auto".')
     return 0
 
 
@@ -52,13 +60,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="phonghop-agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="connect to the coordinator and serve the room")
-    run.add_argument("--config", type=Path, default=Path("/etc/phonghop/agent.toml"))
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    check = sub.add_parser("check", help="self-test: config, token, coordinator, media loop, devices")
+    check.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    check.add_argument("--json", action="store_true", help="one JSON object instead of the checklist")
+    devices = sub.add_parser("devices", help="list the cameras, microphones and speakers found")
+    devices.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        code = asyncio.run(_run(args.config))
-    except ConfigError as exc:
-        print(f"phonghop-agent: {exc}", file=sys.stderr)
-        code = 2
+    if args.command == "run":
+        code = _run(args.config)
+    elif args.command == "check":
+        code = _check(args.config, args.json)
+    else:
+        code = _devices(args.json)
     sys.exit(code)
 
 

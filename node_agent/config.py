@@ -39,10 +39,57 @@ class Media(BaseModel):
     decode: bool = False
 
 
+class Devices(BaseModel):
+    """Which camera, microphone and speaker to use.
+
+    "auto" takes the test source while ``[test_source] enabled`` is true (simulated rooms)
+    and the first device found otherwise; "test" always takes the test source; anything
+    else names a device: a V4L2 path such as /dev/video0 for the camera, an ALSA or
+    PulseAudio/PipeWire device name (as ``phonghop-agent devices`` lists it) for sound.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    camera: str = Field(default="auto", min_length=1)
+    microphone: str = Field(default="auto", min_length=1)
+    speaker: str = Field(default="auto", min_length=1)
+    camera_width: int = Field(default=1280, ge=64, le=1920, multiple_of=2)
+    camera_height: int = Field(default=720, ge=64, le=1080, multiple_of=2)
+    camera_fps: int = Field(default=15, ge=1, le=30)
+    # How often a missing or failed device is looked for again.
+    retry_seconds: float = Field(default=3.0, gt=0, le=300)
+
+
+class Display(BaseModel):
+    """The TV: an SDL2 window (full screen on the room's TV); off for simulated rooms."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    fullscreen: bool = True
+    width: int = Field(default=1280, ge=320, le=3840)
+    height: int = Field(default=720, ge=180, le=2160)
+    fps: int = Field(default=10, ge=1, le=30)
+    # Upload a thumbnail of the TV to the coordinator this often while the picture changes; 0 never.
+    upload_seconds: float = Field(default=5.0, ge=0, le=3600)
+    thumbnail_width: int = Field(default=640, ge=160, le=1920)
+    font_file: Path | None = Field(default=None, description="a TTF with Vietnamese glyphs; default DejaVu Sans")
+
+
+class Debug(BaseModel):
+    """Test hooks; never enable them on a room laptop."""
+
+    model_config = ConfigDict(extra="forbid")
+    # POST /debug/hang on the local API blocks the event loop (tests the systemd watchdog).
+    allow_hang: bool = False
+    # POST /debug/devices/{name}/fail and .../restore break a test-source device (tests unplugging).
+    allow_device_faults: bool = False
+
+
 class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     room: str
+    # The room's name as people say it (the inventory's phonghop_room_name), for the TV and the slate.
+    room_name: str = Field(default="", max_length=200)
     coordinator_url: str = Field(description="http(s)://host:port of the coordinator")
     token_file: Path
     ca_file: Path | None = Field(default=None, description="CA bundle for a lab coordinator's TLS")
@@ -54,6 +101,20 @@ class AgentConfig(BaseModel):
     local_api_port: int = Field(default=8765, ge=0, le=65535)
     test_source: TestSource = Field(default_factory=TestSource)
     media: Media = Field(default_factory=Media)
+    devices: Devices = Field(default_factory=Devices)
+    display: Display = Field(default_factory=Display)
+    debug: Debug = Field(default_factory=Debug)
+
+    @property
+    def display_name(self) -> str:
+        return self.room_name or self.room
+
+    def device_choice(self, kind: str) -> str:
+        """The configured device with "auto" resolved for simulated rooms ("test") or real ones ("auto")."""
+        value = str(getattr(self.devices, kind))
+        if value == "auto" and self.test_source.enabled:
+            return "test"
+        return value
 
     @field_validator("room")
     @classmethod

@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import ssl
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from node_agent.config import AgentConfig, ConfigError, load_config
 from node_agent.media import MediaManager
 from node_agent.room import Room
-from node_agent.testsource import TestSource
+from node_agent.selftest import LiveState, run_checks
+from node_agent.sources import RoomSource
 from phonghop import __version__
 from phonghop.protocol import (
     CLOSE_REPLACED,
@@ -70,14 +71,25 @@ class ControlClient:
         self.config = config
         self.config_path = config_path
         self.media: MediaManager | None = None
-        self.source: TestSource | None = None
+        self.source: RoomSource | None = None
+        # The agent's live view of its devices: name -> (working, what is wrong); None: config only.
+        self.device_report: Callable[[], dict[str, tuple[bool, str | None]]] | None = None
+        self._checks: set[asyncio.Task[None]] = set()
         self._websocket: ClientConnection | None = None
         self.room = room
         self.heartbeat_interval = config.heartbeat_interval
 
+    def device_states(self) -> dict[str, tuple[bool, str | None]]:
+        """Each device's state, with the test source's ``missing_devices`` reported as missing."""
+        states = dict(self.device_report()) if self.device_report is not None else {}
+        if self.device_report is None:
+            states = {name: (True, None) for name in DEVICE_NAMES}
+        for name in self.config.test_source.missing_devices:
+            states[name] = (False, "thiết bị được cấu hình là vắng (test_source.missing_devices)")
+        return states
+
     def devices(self) -> dict[str, bool]:
-        missing = set(self.config.test_source.missing_devices)
-        return {name: name not in missing for name in DEVICE_NAMES}
+        return {name: ok for name, (ok, _) in self.device_states().items()}
 
     def _delays(self) -> Generator[float]:
         return backoff(
@@ -192,6 +204,12 @@ class ControlClient:
                 message.room,
                 self.heartbeat_interval,
             )
+        elif isinstance(message, Command) and message.action == "run_check":
+            # The self-test takes seconds (it sends media through the coordinator): answer when done,
+            # without holding up the commands behind it.
+            task = asyncio.create_task(self._run_check(websocket, message.id), name="run-check")
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
         elif isinstance(message, Command):
             ack = await self._obey(message)
             await websocket.send(ack.model_dump_json())
@@ -220,8 +238,6 @@ class ControlClient:
             await self.room.leave()
         elif command.action == "reload_config":
             return Ack(command_id=command.id, **self._reload())
-        else:
-            return Ack(command_id=command.id, **self._quick_check())
         return Ack(command_id=command.id)
 
     def _reload(self) -> dict[str, Any]:
@@ -239,16 +255,17 @@ class ControlClient:
         log.info("config reloaded from %s", self.config_path)
         return {"ok": True, "detail": "config reloaded"}
 
-    def _quick_check(self) -> dict[str, Any]:
-        """What can be checked from inside a connected agent: config, token, devices."""
-        results: list[tuple[str, bool]] = []
+    async def _run_check(self, websocket: ClientConnection, command_id: str) -> None:
+        """The same checks as ``phonghop-agent check``, with the devices as this agent sees them."""
+        live = LiveState(connected=True, devices=self.device_states())
         try:
-            load_config(self.config_path).read_token()
-            results.append(("cấu hình và mã phòng", True))
-        except ConfigError:
-            results.append(("cấu hình và mã phòng", False))
-        results.append(("kênh điều khiển", True))
-        results.extend((f"thiết bị {name}", ok) for name, ok in self.devices().items())
-        failed = [name for name, ok in results if not ok]
-        detail = "; ".join(f"{name}: {'đạt' if ok else 'LỖI'}" for name, ok in results)
-        return {"ok": not failed, "detail": detail}
+            report = await run_checks(self.config_path, live)
+            failed = [c.name for c in report.checks if not c.ok]
+            detail = "tất cả đạt" if not failed else "lỗi: " + ", ".join(failed)
+            ack = Ack(command_id=command_id, ok=report.ok, detail=detail, checks=report.checks)
+        except Exception as exc:
+            log.exception("self-test failed to run")
+            ack = Ack(command_id=command_id, ok=False, detail=f"self-test could not run: {exc}"[:2000])
+        log.info("self-test for the coordinator: %s", ack.detail)
+        with contextlib.suppress(ConnectionClosed):
+            await websocket.send(ack.model_dump_json())

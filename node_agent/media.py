@@ -24,10 +24,11 @@ from av import AudioFrame, VideoFrame
 from pydantic import BaseModel
 
 from node_agent.room import Room
+from node_agent.sources import FallbackTrack, RoomSource
 from node_agent.testsource import TestSource
-from phonghop.aiortc_glue import on_keyframe_request, set_sending, stamp_audio_level, tap_receiver
+from phonghop.aiortc_glue import force_keyframe, on_keyframe_request, set_sending, stamp_audio_level, tap_receiver
 from phonghop.protocol import Answer, MediaStatus, Offer, Publish
-from phonghop.testpattern import dominant_hz, read_code
+from phonghop.testpattern import SLATE_CODE, dominant_hz, is_slate, read_code
 from phonghop.webrtc import peer_connection
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,19 @@ class SlotState:
         self.last_packet = time.monotonic()
 
 
+Source = TestSource | RoomSource
+VideoSink = Callable[[str, VideoFrame], None]
+AudioSink = Callable[[str, AudioFrame], None]
+
+
+@dataclass
+class Sinks:
+    """Where decoded media goes besides the codes: the TV and the speaker (both optional)."""
+
+    video: VideoSink | None = None
+    audio: AudioSink | None = None
+
+
 def _prefer(transceiver: object, kind: str, mime: str) -> None:
     codecs = [c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType in (mime, f"{kind}/rtx")]
     transceiver.setCodecPreferences(codecs)  # type: ignore[attr-defined]
@@ -59,9 +73,12 @@ def _prefer(transceiver: object, kind: str, mime: str) -> None:
 class MediaPeer:
     """One RTCPeerConnection for one meeting occurrence."""
 
-    def __init__(self, occurrence: int, source: TestSource, decode: bool, changed: Callable[[], None]) -> None:
+    def __init__(
+        self, occurrence: int, source: Source, decode: bool, changed: Callable[[], None], sinks: Sinks | None = None
+    ) -> None:
         self.occurrence = occurrence
         self.decode = decode
+        self.sinks = sinks or Sinks()
         self.slots = {name: SlotState() for name in SLOTS}
         self.created = time.monotonic()
         self._changed = changed
@@ -77,6 +94,9 @@ class MediaPeer:
         self.pc.addTransceiver("audio", direction="recvonly")
         _prefer(video, "video", "video/VP8")
         on_keyframe_request(video.sender, source.video.request_keyframe)
+        if isinstance(source.video, FallbackTrack):
+            sender = video.sender
+            source.video.encoder_keyframe = lambda: force_keyframe(sender)
         stamp_audio_level(audio.sender, source.audio_level)
         self.pc.on("track", self._on_track)
 
@@ -112,7 +132,7 @@ class MediaPeer:
         slot = self.slots.setdefault(name, SlotState())
         if self.decode:
             reader = self._read_video if track.kind == "video" else self._read_audio
-            self._tasks.append(asyncio.create_task(reader(track, slot), name=f"read-{name}"))
+            self._tasks.append(asyncio.create_task(reader(track, slot, name), name=f"read-{name}"))
         else:
 
             async def count(_: RtpPacket) -> None:
@@ -120,19 +140,24 @@ class MediaPeer:
 
             tap_receiver(receiver, count)
 
-    async def _read_video(self, track: MediaStreamTrack, slot: SlotState) -> None:
+    async def _read_video(self, track: MediaStreamTrack, slot: SlotState, name: str) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
                 if not isinstance(frame, VideoFrame):
                     continue
                 slot.received()
-                code = read_code(frame.to_ndarray(format="gray"))
+                if self.sinks.video is not None:
+                    self.sinks.video(name, frame)
+                luma = frame.to_ndarray(format="gray")
+                code = read_code(luma)
+                if code is None and is_slate(luma):
+                    code = SLATE_CODE
                 if code != slot.code:
                     slot.code = code
                     self._changed()
 
-    async def _read_audio(self, track: MediaStreamTrack, slot: SlotState) -> None:
+    async def _read_audio(self, track: MediaStreamTrack, slot: SlotState, name: str) -> None:
         block: list[np.ndarray] = []
         collected = 0
         with contextlib.suppress(MediaStreamError):
@@ -141,6 +166,8 @@ class MediaPeer:
                 if not isinstance(frame, AudioFrame):
                     continue
                 slot.received()
+                if self.sinks.audio is not None:
+                    self.sinks.audio(name, frame)
                 samples = frame.to_ndarray().astype(np.float32).reshape(-1, len(frame.layout.channels))
                 block.append(samples.mean(axis=1) / 32768.0)
                 collected += samples.shape[0]
@@ -189,8 +216,9 @@ Send = Callable[[BaseModel], Awaitable[bool]]
 class MediaManager:
     """Keeps exactly one healthy peer while the room has a meeting, none otherwise."""
 
-    def __init__(self, room: Room, source: TestSource, decode: bool, send: Send) -> None:
+    def __init__(self, room: Room, source: Source, decode: bool, send: Send, sinks: Sinks | None = None) -> None:
         self.room = room
+        self.sinks = sinks
         self.source = source
         self.decode = decode
         self.send = send
@@ -283,7 +311,7 @@ class MediaManager:
             await self._open(meeting.occurrence)
 
     async def _open(self, occurrence: int) -> None:
-        peer = MediaPeer(occurrence, self.source, self.decode, self.poke)
+        peer = MediaPeer(occurrence, self.source, self.decode, self.poke, self.sinks)
         peer.publish(self._publish.video, self._publish.audio)
         self.peer = peer
         self._answer = asyncio.get_running_loop().create_future()

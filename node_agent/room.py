@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from phonghop.logs import set_meeting
 from phonghop.protocol import MeetingRef
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class Room:
         if self.meeting is not None:
             await self.leave()
         self.meeting = meeting
+        set_meeting(meeting.id)
         self.floor = None
         self.hand_raised = False
         log.info("joined meeting %s (%s), chaired by %s", meeting.id, meeting.title, meeting.chair)
@@ -36,6 +38,7 @@ class Room:
         if self.meeting is not None:
             log.info("left meeting %s (%s)", self.meeting.id, self.meeting.title)
         self.meeting = None
+        set_meeting(None)
         self.floor = None
         self.hand_raised = False
 

@@ -28,8 +28,16 @@ SPEAKING_DBOV = -20
 SILENT_DBOV = -127
 
 
-def encode_video_loop(room_id: str, width: int, height: int, fps: int, seconds: float, bitrate: int) -> list[bytes]:
-    """VP8 frames of the room's test picture; the first one is a keyframe."""
+def encode_video_loop(
+    room_id: str,
+    width: int,
+    height: int,
+    fps: int,
+    seconds: float,
+    bitrate: int,
+    picture: np.ndarray | None = None,
+) -> list[bytes]:
+    """VP8 frames of the room's test picture (or of a fixed yuv420p ``picture``); the first one is a keyframe."""
     codec = av.CodecContext.create("libvpx", "w")
     codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
     codec.bit_rate = bitrate
@@ -50,9 +58,12 @@ def encode_video_loop(room_id: str, width: int, height: int, fps: int, seconds: 
     strip = slice(height * 3 // 4, height), slice(width // 2, width)
     packets: list[bytes] = []
     for index in range(max(1, int(fps * seconds))):
-        picture = draw_frame(code, index, width, height)
-        picture[strip] = noise.integers(0, 255, (height - height * 3 // 4, width - width // 2), dtype=np.uint8)
-        frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
+        if picture is None:
+            image = draw_frame(code, index, width, height)
+            image[strip] = noise.integers(0, 255, (height - height * 3 // 4, width - width // 2), dtype=np.uint8)
+        else:
+            image = picture
+        frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
         frame.pts = index
         if index == 0:
             frame.pict_type = av.video.frame.PictureType.I

@@ -94,6 +94,11 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     sender._send_keyframe = callback  # type: ignore[method-assign]
 
 
+def force_keyframe(sender: RTCRtpSender) -> None:
+    """Make the sender's encoder produce a keyframe next (raw frames only; packets pass through)."""
+    sender._RTCRtpSender__force_keyframe = True  # type: ignore[attr-defined]
+
+
 def stamp_audio_level(sender: RTCRtpSender, level: Callable[[], int]) -> None:
     """Give pre-encoded audio an audio-level header (dBov, -127..0), as aiortc does for raw audio."""
     original = sender._next_encoded_frame

@@ -42,11 +42,21 @@ class Heartbeat(_Message):
     devices: dict[DeviceName, bool] | None = None
 
 
+class CheckItem(_Message):
+    """One line of a room's self-test: a machine name, the result, and in Vietnamese what to do."""
+
+    name: str = Field(min_length=1, max_length=32)
+    ok: bool
+    message: str = Field(default="", max_length=500)
+    fix: str = Field(default="", max_length=500)
+
+
 class Ack(_Message):
     type: Literal["ack"] = "ack"
     command_id: str = Field(min_length=1, max_length=64)
     ok: bool = True
     detail: str = Field(default="", max_length=2000)
+    checks: list[CheckItem] = Field(default_factory=list, max_length=32)  # run_check's checklist
 
 
 class Offer(_Message):

@@ -102,3 +102,14 @@ def dominant_hz(samples: NDArray[np.float32], rate: int) -> float | None:
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size)))
     peak = int(np.argmax(spectrum[1:])) + 1
     return peak * rate / samples.size
+
+
+SLATE_CODE = 0  # what a receiver reports for the "no camera" slate (no room's code is 0 in practice)
+
+
+def is_slate(luma: NDArray[Any]) -> bool:
+    """True for the agent's camera slate: a flat light band on top, a flat dark band at the bottom."""
+    height = luma.shape[0]
+    band = max(2, height // 8 - 2)  # a margin for the codec's blur at the band's edge
+    top, bottom = luma[:band].astype(np.float32), luma[height - band :].astype(np.float32)
+    return bool(top.mean() > 150 and top.std() < 12 and bottom.mean() < 50 and bottom.std() < 12)

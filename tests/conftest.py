@@ -37,9 +37,16 @@ def start_agent(coordinator: Coordinator, tmp_path: Path) -> Iterator[Callable[.
     """Enroll a room and start its agent process."""
     agents: list[Agent] = []
 
-    def start(room_id: str, group: str = "residential_group", extra: str = "", local_api_port: int = 0) -> Agent:
+    def start(
+        room_id: str,
+        group: str = "residential_group",
+        extra: str = "",
+        local_api_port: int = 0,
+        env: dict[str, str] | None = None,
+    ) -> Agent:
         token = coordinator.enroll(room_id, group)
-        agent = Agent(coordinator, room_id, token, tmp_path / "rooms" / room_id, extra, local_api_port).start()
+        folder = tmp_path / "rooms" / room_id
+        agent = Agent(coordinator, room_id, token, folder, extra, local_api_port, env).start()
         agents.append(agent)
         return agent
 

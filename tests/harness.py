@@ -99,7 +99,7 @@ class Coordinator:
                 env=self.env,
                 cwd=ROOT,
             )
-        wait_for(self._ready, 30, f"the coordinator on {self.url} to be ready")
+        wait_for(self._ready, 90, f"the coordinator on {self.url} to be ready")
         return self
 
     def _ready(self) -> bool:
@@ -162,9 +162,17 @@ class Coordinator:
 
 class Agent:
     def __init__(
-        self, coordinator: Coordinator, room_id: str, token: str, folder: Path, extra: str = "", local_api_port: int = 0
+        self,
+        coordinator: Coordinator,
+        room_id: str,
+        token: str,
+        folder: Path,
+        extra: str = "",
+        local_api_port: int = 0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.room_id = room_id
+        self.env = {**os.environ, **(env or {})}
         self.local_api = f"http://127.0.0.1:{local_api_port}" if local_api_port else None
         folder.mkdir(parents=True, exist_ok=True)
         self.token_file = folder / "room.token"
@@ -189,6 +197,7 @@ class Agent:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
+                env=self.env,
             )
         return self
 

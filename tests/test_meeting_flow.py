@@ -152,7 +152,8 @@ def test_operator_commands_reach_the_agent_and_come_back(
     with coordinator.api() as api:
         check = api.post("/api/v1/rooms/th-phong-son/commands", json={"action": "run_check"}).json()
         assert check["ok"] is False
-        assert "thiết bị camera: LỖI" in check["detail"]
+        assert "camera" in check["detail"]
+        assert [c["name"] for c in check["checks"] if not c["ok"]] == ["camera"]
         agent.config.write_text(agent.config.read_text().replace('"camera"', ""))
         reload = api.post("/api/v1/rooms/th-phong-son/commands", json={"action": "reload_config"}).json()
         assert reload["ok"] is True
@@ -175,7 +176,7 @@ def test_a_room_raises_its_hand_and_gets_the_floor(coordinator: Coordinator, sta
     agent = start_agent("tdp-01", local_api_port=port)
     start_agent("ubnd", "hall", local_api_port=chair_port)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as local:
-        wait_for(lambda: local.get("/status").json()["connected"], 15, "the agent's local API")
+        wait_for(lambda: local.get("/status").json()["connected"], 30, "the agent's local API")
         too_early = local.post("/hand")
         assert too_early.status_code == 409
         assert "đang không họp" in too_early.json()["error"]

@@ -17,7 +17,7 @@ from coordinator.auth import room_refusal
 from coordinator.errors import error_body
 from coordinator.live import Connection
 from coordinator.services import Services
-from phonghop.protocol import CLOSE_RESTART, Error, agent_message, explain
+from phonghop.protocol import CLOSE_RESTART, Error, Welcome, agent_message, explain
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["control"])
@@ -41,6 +41,14 @@ async def control_channel(websocket: WebSocket, room_id: str) -> None:
         return
 
     await websocket.accept()
+    if websocket.query_params.get("probe") == "1":
+        # The self-test's look at the control channel: authenticated and answered, but not attached,
+        # so that it never replaces the room's running agent.
+        await websocket.send_text(
+            Welcome(room=room_id, heartbeat_interval=services.settings.heartbeat_interval).model_dump_json()
+        )
+        await websocket.close(code=1000, reason="probe done")
+        return
     conn = Connection(room_id, websocket)
     hub = services.hub
     await hub.attach(conn)

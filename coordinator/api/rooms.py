@@ -10,7 +10,7 @@ from coordinator.live import RoomOffline
 from coordinator.registry import RoomExists, RoomNotFound, RoomRecord
 from coordinator.schemas import CommandRequest, CommandResult, MediaOut, RoomEnroll, RoomOut, RoomPatch, RoomWithToken
 from coordinator.services import Services, Svc
-from phonghop.testpattern import room_with_code, room_with_tone
+from phonghop.testpattern import SLATE_CODE, room_with_code, room_with_tone
 
 router = APIRouter(prefix="/api/v1/rooms", tags=["rooms"])
 
@@ -25,6 +25,7 @@ def _media(services: Services, room_id: str) -> MediaOut | None:
         receiving=status.receiving,
         program=room_with_code(status.program_code, rooms),
         audio=[room_with_tone(hz, rooms) for hz in status.audio_hz],
+        program_slate=status.program_code == SLATE_CODE,
     )
 
 
@@ -101,7 +102,7 @@ async def send_command(room_id: str, body: CommandRequest, services: Svc) -> Com
         raise ApiError(
             504, "no_answer", f"room {room_id} did not answer {body.action} within {body.timeout_seconds:.0f} s"
         ) from None
-    return CommandResult(room=room_id, action=body.action, ok=ack.ok, detail=ack.detail)
+    return CommandResult(room=room_id, action=body.action, ok=ack.ok, detail=ack.detail, checks=ack.checks)
 
 
 @router.delete("/{room_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Operator])

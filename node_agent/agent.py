@@ -1,0 +1,125 @@
+"""`phonghop-agent run`: the parts of a room agent, started together and stopped cleanly.
+
+Under systemd (``Type=notify``) the agent says READY=1 once its parts run
+(connected or still trying), pings the watchdog from its event loop, and says
+STOPPING=1 on SIGTERM before closing the meeting's peer and the control
+channel; it then exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from node_agent import systemd
+from node_agent.config import AgentConfig, ConfigError, load_config
+from node_agent.control import ControlClient
+from node_agent.media import MediaManager, Sinks
+from node_agent.room import Room
+from node_agent.sound import Speaker
+from node_agent.sources import RoomSource
+from phonghop.logs import setup_logging
+
+log = logging.getLogger("node_agent")
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, config_path: Path) -> None:
+        self.config = config
+        self.room = Room(config.room)
+        self.control = ControlClient(config, config_path, self.room)
+        self.source: RoomSource | None = None
+        self.speaker: Speaker | None = None
+        self.tv: object | None = None
+        self.stop = asyncio.Event()
+
+    def device_report(self) -> dict[str, tuple[bool, str | None]]:
+        """Each device's state as the heartbeat and the self-test report it."""
+        report: dict[str, tuple[bool, str | None]] = {}
+        if self.source is not None:
+            report["camera"] = (self.source.video.ok, self.source.video.problem)
+            report["microphone"] = (self.source.audio.ok, self.source.audio.problem)
+        if self.speaker is not None:
+            self.speaker.check()
+            report["speaker"] = (self.speaker.ok, self.speaker.problem)
+        tv = self.tv
+        if tv is not None:
+            from node_agent.tv import Television
+
+            assert isinstance(tv, Television)
+            report["display"] = (tv.ok, tv.problem)
+            tv.device_problems = {
+                name: {"camera": "Mất camera", "microphone": "Mất micro", "speaker": "Mất loa"}[name]
+                for name, (ok, _) in report.items()
+                if not ok and name != "display"
+            }
+        elif self.config.test_source.enabled:
+            report["display"] = (True, None)
+        return report
+
+    def _token(self) -> str | None:
+        try:
+            return self.config.read_token()
+        except ConfigError:
+            return None
+
+    async def run(self) -> int:
+        config, control = self.config, self.control
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping)
+        log.info("agent for room %s starting; coordinator %s", config.room, config.coordinator_url)
+        tasks = [asyncio.create_task(control.run(self.stop), name="control")]
+        control.device_report = self.device_report
+        decode = config.media.decode or config.display.enabled
+        sinks = Sinks()
+        if config.display.enabled:
+            from node_agent.tv import Television  # pygame and its window only where there is a TV
+
+            tv = Television(config, self.room)
+            self.tv = tv
+            sinks.video = tv.on_video
+            tasks.append(asyncio.create_task(tv.run(self.stop, self._token), name="tv"))
+        if config.media.enabled:
+            self.source = RoomSource(config)
+            control.source = self.source
+            tasks.append(asyncio.create_task(self.source.run(self.stop), name="devices"))
+            self.speaker = Speaker(config.device_choice("speaker"), config.devices.retry_seconds, lambda: None)
+            if decode:
+                sinks.audio = self.speaker.feed
+                tasks.append(asyncio.create_task(self.speaker.run(self.stop), name="speaker"))
+            control.media = MediaManager(self.room, self.source, decode, control.send, sinks)
+            tasks.append(asyncio.create_task(control.media.run(self.stop), name="media"))
+        if config.local_api_port:
+            from node_agent.local_api import local_server  # FastAPI costs a third of a second to import
+
+            server, stop_server = local_server(self, config.local_api_port)
+            tasks.append(asyncio.create_task(server.serve(), name="local-api"))
+            stop_task = asyncio.create_task(self.stop.wait())
+            stop_task.add_done_callback(lambda _: stop_server())
+        tasks.append(asyncio.create_task(systemd.watchdog(self.stop), name="watchdog"))
+        systemd.notify(f"READY=1\nSTATUS=room {config.room}: connecting to {config.coordinator_url}")
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for task, result in zip(tasks, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                log.error("%s stopped with an error: %r", task.get_name(), result)
+        log.info("agent stopped")
+        return 0
+
+    def _stopping(self) -> None:
+        if not self.stop.is_set():
+            log.info("stopping (signal)")
+            systemd.notify("STOPPING=1")
+            self.stop.set()
+
+
+async def run(config_path: Path) -> int:
+    config = load_config(config_path)
+    setup_logging(config.log_level, "agent", config.room, with_meeting=True)
+    agent = Agent(config, config_path)
+    with contextlib.suppress(asyncio.CancelledError):
+        return await agent.run()
+    return 0
