@@ -137,7 +137,7 @@ def molecule_test(scenario: str) -> dict[str, float]:
     timings: dict[str, float] = {}
     started: dict[str, float] = {}
     begin = time.monotonic()
-    with log_path.open("w") as log:
+    with log_path.open("w", buffering=1) as log:
         proc = subprocess.Popen(
             [str(VENV_BIN / "molecule"), "test", "-s", scenario],
             cwd=ROOT,
