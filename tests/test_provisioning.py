@@ -127,7 +127,8 @@ def test_wrong_inventory_fails_early_naming_the_variable(tmp_path: Path, mutate:
 
 # --------------------------------------------------------------------------- Molecule scenarios
 
-STEP = re.compile(r"(?P<scenario>\w+)\s+➜\s+(?P<step>\w+):\s+(?P<what>Executing|Executed)")
+# "default ➜ converge: Executing" on a terminal, "[default > converge] Executing" in a pipe
+STEP = re.compile(r"(?:\w+\s+➜\s+(?P<step>\w+):|\[\w+ > (?P<step2>\w+)\])\s+(?P<what>Executing|Executed)")
 
 
 def molecule_test(scenario: str) -> dict[str, float]:
@@ -151,7 +152,7 @@ def molecule_test(scenario: str) -> dict[str, float]:
             log.write(line)
             match = STEP.search(re.sub(r"\x1b\[[0-9;]*m", "", line))
             if match:
-                step = match["step"]
+                step = match["step"] or match["step2"]
                 if match["what"] == "Executing":
                     started[step] = time.monotonic()
                 elif step in started:
