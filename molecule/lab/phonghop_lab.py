@@ -1,0 +1,510 @@
+#!/usr/bin/env python3
+"""Test hosts for the Molecule scenarios: Debian 12 booted with systemd, one network namespace each.
+
+Why this exists: the roles must be tested the way a technician uses them (ansible-playbook over SSH
+against Debian with systemd), and this machine has no Docker. So a lab is
+
+- one Debian 12 base tree made by debootstrap once per machine (cached under /var/cache/phonghop-lab),
+- per host: an overlayfs on that tree, its own network namespace with a veth to a lab bridge on the
+  controller side, and ``systemd-nspawn -b`` booting it (sshd with the lab's key for root),
+- on the bridge address: the lab's apt proxy (``apt_proxy.py``; lab hosts have no other route out).
+
+Everything a lab creates is written into its state file, and ``down`` removes exactly that: it SIGTERMs
+the nspawn processes it started (by PID), unmounts its overlays and deletes its namespaces, veths and
+bridge. It never kills anything by name.
+
+Run as root: ``phonghop_lab.py up --lab NAME --subnet 10.213.1 --host may-chu-xa=11 --host tdp-01=21``,
+``phonghop_lab.py down --lab NAME``, ``phonghop_lab.py base`` (build or reuse the base tree only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+# What every host needs to be managed and what all hosts install anyway (the roles still declare theirs;
+# having them in the base only saves download and unpack time per host).
+BASE_PACKAGES = [
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "libpam-systemd",
+    "openssh-server",
+    "python3",
+    "python3-apt",
+    "python3-venv",
+    "sudo",
+    "iproute2",
+    "ca-certificates",
+    "curl",
+    "nftables",
+    "systemd-timesyncd",
+    "unattended-upgrades",
+    "tzdata",
+    "locales",
+    "gnupg",
+]
+# Installed with apt-get inside the new tree (debootstrap's own resolver cannot pick virtual packages).
+EXTRA_PACKAGES = ["sqlite3", "python3-cryptography"]
+TOOL_VERSION = "2"  # bump when the base tree's preparation changes
+
+CACHE_DIR = Path(os.environ.get("PHONGHOP_LAB_CACHE", "/var/cache/phonghop-lab"))
+DATA_DIR = Path(os.environ.get("PHONGHOP_LAB_DATA", "/var/lib/phonghop-lab"))
+STATE_DIR = Path(os.environ.get("PHONGHOP_LAB_STATE", "/run/phonghop-lab"))
+
+
+def log(message: str) -> None:
+    print(f"[phonghop-lab] {message}", file=sys.stderr, flush=True)
+
+
+def run(*cmd: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=check, text=True, **kw)
+
+
+def quiet(*cmd: str) -> bool:
+    """Run a clean-up step; a missing thing is not an error when tearing down."""
+    return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+# --------------------------------------------------------------------------- base tree
+
+
+def base_key() -> str:
+    text = "\n".join([SUITE, MIRROR, TOOL_VERSION, *sorted(BASE_PACKAGES), *sorted(EXTRA_PACKAGES)])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def ensure_base() -> Path:
+    """Return the cached base tree, building it with debootstrap the first time (under a lock)."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    base = CACHE_DIR / f"base-{SUITE}-{base_key()}"
+    with open(CACHE_DIR / "base.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (base / ".phonghop-lab-ready").exists():
+            return base
+        tmp = base.with_name(base.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        started = time.monotonic()
+        log(f"building the Debian {SUITE} base tree with debootstrap into {base}")
+        run(
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(BASE_PACKAGES)}",
+            SUITE,
+            str(tmp),
+            MIRROR,
+            stdout=subprocess.DEVNULL,
+        )
+        install_extra(tmp)
+        prepare_base(tmp)
+        (tmp / ".phonghop-lab-ready").write_text(f"built in {time.monotonic() - started:.0f} s\n")
+        tmp.rename(base)
+        log(f"base tree ready in {time.monotonic() - started:.0f} s")
+        return base
+
+
+def install_extra(root: Path) -> None:
+    """apt-get inside the fresh tree, with the controller's DNS for the time of the install."""
+    resolv = root / "etc/resolv.conf"
+    resolv.unlink(missing_ok=True)
+    shutil.copy("/etc/resolv.conf", resolv)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run("chroot", str(root), "apt-get", "update", "-qq", env=env)
+    run(
+        "chroot",
+        str(root),
+        "apt-get",
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        *EXTRA_PACKAGES,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    resolv.unlink()
+
+
+def prepare_base(root: Path) -> None:
+    """Make the tree boot cleanly as a container and fetch packages only through the lab's proxy."""
+    (root / "etc/apt/sources.list").write_text(
+        f"deb {MIRROR} {SUITE} main\n"
+        f"deb {MIRROR} {SUITE}-updates main\n"
+        f"deb http://deb.debian.org/debian-security {SUITE}-security main\n"
+    )
+    run("chroot", str(root), "apt-get", "clean")
+    # Each host gets its own identity at boot / when it is created.
+    (root / "etc/machine-id").write_text("")
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    (root / "etc/hostname").write_text("lab\n")
+    # No console getty, no waiting for a network manager the lab does not use.
+    for unit in ("console-getty.service", "getty@tty1.service"):
+        (root / "etc/systemd/system" / unit).unlink(missing_ok=True)
+        (root / "etc/systemd/system" / unit).symlink_to("/dev/null")
+    # Locale for Vietnamese text in tools' output.
+    locale_gen = root / "etc/locale.gen"
+    locale_gen.write_text("en_US.UTF-8 UTF-8\nvi_VN UTF-8\n")
+    run("chroot", str(root), "locale-gen", stdout=subprocess.DEVNULL)
+
+
+# --------------------------------------------------------------------------- lab state
+
+
+def state_path(lab: str) -> Path:
+    return STATE_DIR / lab / "state.json"
+
+
+def load_state(lab: str) -> dict[str, Any]:
+    path = state_path(lab)
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    return {"lab": lab, "hosts": {}}
+
+
+def save_state(state: dict[str, Any]) -> None:
+    path = state_path(state["lab"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
+def short(lab: str) -> str:
+    """A short stable tag for interface names (15 characters at most in Linux)."""
+    return hashlib.sha1(lab.encode()).hexdigest()[:5]
+
+
+# --------------------------------------------------------------------------- network
+
+
+def ensure_bridge(state: dict[str, Any], subnet: str) -> None:
+    bridge = f"phl{short(state['lab'])}br"
+    if not Path(f"/sys/class/net/{bridge}").exists():
+        run("ip", "link", "add", bridge, "type", "bridge")
+        state["bridge"] = bridge
+        save_state(state)
+        run("ip", "addr", "add", f"{subnet}.1/24", "dev", bridge)
+        run("ip", "link", "set", bridge, "up")
+    state["bridge"] = bridge
+    state["subnet"] = subnet
+    state["gateway"] = f"{subnet}.1"
+    save_state(state)
+
+
+def ensure_proxy(state: dict[str, Any]) -> None:
+    """The lab's apt proxy on the bridge address; its package cache is shared by all labs on the machine."""
+    proxy = state.get("proxy")
+    if proxy and pid_alive(proxy["pid"]):
+        return
+    address = state["gateway"]
+    logdir = STATE_DIR / state["lab"] / "apt-proxy"
+    logdir.mkdir(parents=True, exist_ok=True)
+    port_file = logdir / "port"
+    port_file.unlink(missing_ok=True)
+    with open(logdir / "proxy.log", "ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("apt_proxy.py")),
+                "--bind",
+                address,
+                "--cache",
+                str(CACHE_DIR / "apt"),
+                "--port-file",
+                str(port_file),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    state["proxy"] = {"pid": proc.pid}
+    save_state(state)
+    wait_for(port_file.exists, 30, "the apt proxy to listen")
+    state["proxy"]["url"] = f"http://{address}:{port_file.read_text().strip()}"
+    save_state(state)
+    log(f"apt proxy at {state['proxy']['url']} (pid {proc.pid})")
+
+
+# --------------------------------------------------------------------------- hosts
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def tcp_open(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.3)
+    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def ensure_key(state: dict[str, Any]) -> Path:
+    key = STATE_DIR / state["lab"] / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"phonghop-lab-{state['lab']}", "-f", str(key))
+    state["ssh_key"] = str(key)
+    save_state(state)
+    return key
+
+
+def start_host(state: dict[str, Any], base: Path, name: str, where: str, key: Path) -> None:
+    hosts = state["hosts"]
+    if name in hosts and pid_alive(hosts[name]["pid"]):
+        return
+    index = len(hosts) if name not in hosts else hosts[name]["index"]
+    tag = short(state["lab"])
+    netns = f"phl-{tag}-{name}"
+    veth = f"phl{tag}h{index}"
+    address = where if "." in where else f"{state['subnet']}.{where}"
+    if not address.startswith(state["subnet"] + "."):
+        raise SystemExit(f"{name}: address {address} is not in the lab subnet {state['subnet']}.0/24")
+    top = DATA_DIR / state["lab"] / name
+    merged, upper, work = top / "merged", top / "upper", top / "work"
+    host: dict[str, Any] = {"index": index, "netns": netns, "veth": veth, "address": address, "dir": str(top)}
+    hosts[name] = host
+    save_state(state)
+
+    # Filesystem: a fresh overlay over the shared base tree.
+    if top.exists():
+        quiet("umount", str(merged))
+        shutil.rmtree(top)
+    for d in (merged, upper, work):
+        d.mkdir(parents=True)
+    run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={base},upperdir={upper},workdir={work}", str(merged))
+    host["mounted"] = True
+    save_state(state)
+    (merged / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+    (merged / "etc/hostname").write_text(f"{name}\n")
+    (merged / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {name}\n")
+    (merged / "etc/resolv.conf").unlink(missing_ok=True)
+    (merged / "etc/resolv.conf").write_text("# lab host: no DNS; packages come through the apt proxy\n")
+    ssh_dir = merged / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(Path(f"{key}.pub").read_text())
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    run("ssh-keygen", "-q", "-A", "-f", str(merged))
+
+    # Network: own namespace, veth to the lab bridge, no default route (nothing outside is reachable).
+    run("ip", "netns", "add", netns)
+    host["netns_created"] = True
+    save_state(state)
+    run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
+    host["veth_created"] = True
+    save_state(state)
+    run("ip", "link", "set", veth, "master", state["bridge"], "up")
+    run("ip", "-n", netns, "link", "set", "lo", "up")
+    run("ip", "-n", netns, "addr", "add", f"{address}/24", "dev", "eth0")
+    run("ip", "-n", netns, "link", "set", "eth0", "up")
+
+    # Boot.
+    Path("/run/systemd/nspawn").mkdir(parents=True, exist_ok=True)
+    with open(top / "console.log", "ab") as console_log:
+        proc = subprocess.Popen(
+            [
+                "systemd-nspawn",
+                "-b",
+                "-D",
+                str(merged),
+                f"--machine=phl-{tag}-{name}"[:64],
+                f"--hostname={name}",
+                f"--network-namespace-path=/run/netns/{netns}",
+                "--register=no",
+                "--keep-unit",
+                # Its own network namespace: the host may manage its firewall (nftables) there.
+                "--capability=CAP_NET_ADMIN",
+                "--console=passive",
+                "--resolv-conf=off",
+                "--timezone=off",
+                "--link-journal=no",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=console_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    host["pid"] = proc.pid
+    save_state(state)
+    log(f"booting {name} at {address} (nspawn pid {proc.pid})")
+
+
+def ssh_args(state: dict[str, Any], address: str) -> list[str]:
+    return [
+        "ssh",
+        "-i",
+        state["ssh_key"],
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=3",
+        f"root@{address}",
+    ]
+
+
+def wait_booted(state: dict[str, Any], name: str, timeout: float) -> None:
+    host = state["hosts"][name]
+    address = host["address"]
+
+    def ready() -> bool:
+        if not pid_alive(host["pid"]):
+            raise SystemExit(f"{name}: systemd-nspawn exited; see {host['dir']}/console.log")
+        if not tcp_open(address, 22):
+            return False
+        probe = subprocess.run(
+            [*ssh_args(state, address), "systemctl", "is-system-running", "--wait"],
+            capture_output=True,
+            text=True,
+        )
+        return probe.stdout.strip() in {"running", "degraded"}
+
+    wait_for(ready, timeout, f"{name} to boot and accept SSH")
+
+
+def write_inventory(state: dict[str, Any], path: Path) -> None:
+    """Connection details (addresses, key, apt proxy) as an Ansible inventory to sit beside the lab one."""
+    hosts = {
+        name: {
+            "ansible_host": host["address"],
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": state["ssh_key"],
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        }
+        for name, host in state["hosts"].items()
+    }
+    inventory = {"all": {"hosts": hosts, "vars": {"phonghop_lab_apt_proxy": state["proxy"]["url"]}}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(inventory, indent=2) + "\n")
+
+
+def up(args: argparse.Namespace) -> None:
+    started = time.monotonic()
+    base = ensure_base()
+    state = load_state(args.lab)
+    ensure_bridge(state, args.subnet)
+    ensure_proxy(state)
+    key = ensure_key(state)
+    wanted = [spec.split("=", 1) for spec in args.host]
+    for name, octet in wanted:
+        start_host(state, base, name, octet, key)
+    for name, _ in wanted:
+        wait_booted(state, name, args.timeout)
+    if args.inventory:
+        write_inventory(state, Path(args.inventory))
+    log(f"lab {args.lab} up with {len(wanted)} host(s) in {time.monotonic() - started:.1f} s")
+    print(json.dumps(state, indent=2))
+
+
+def started_by_us(pid: int, marker: str) -> bool:
+    """Guard against a recycled PID: only signal a process whose command line names our own path."""
+    try:
+        return marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def stop_host(host: dict[str, Any]) -> None:
+    pid = host.get("pid")
+    if pid and pid_alive(pid) and started_by_us(pid, host["dir"]):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while pid_alive(pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    break
+            time.sleep(0.2)
+        if pid_alive(pid):
+            log(f"nspawn pid {pid} did not power off in 60 s; sending SIGKILL to it")
+            os.kill(pid, signal.SIGKILL)
+    top = Path(host["dir"])
+    merged = top / "merged"
+    if host.get("mounted"):
+        for _ in range(50):
+            if quiet("umount", str(merged)) or not os.path.ismount(merged):
+                break
+            time.sleep(0.2)
+    if host.get("veth_created"):
+        quiet("ip", "link", "del", host["veth"])
+    if host.get("netns_created"):
+        quiet("ip", "netns", "del", host["netns"])
+    if top.exists() and not os.path.ismount(merged):
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def down(args: argparse.Namespace) -> None:
+    state = load_state(args.lab)
+    for name, host in list(state["hosts"].items()):
+        log(f"stopping {name}")
+        stop_host(host)
+        del state["hosts"][name]
+        save_state(state)
+    proxy = state.get("proxy")
+    if proxy and pid_alive(proxy["pid"]) and started_by_us(proxy["pid"], "apt_proxy.py"):
+        os.kill(proxy["pid"], signal.SIGTERM)
+    if state.get("bridge"):
+        quiet("ip", "link", "del", state["bridge"])
+    shutil.rmtree(STATE_DIR / args.lab, ignore_errors=True)
+    shutil.rmtree(DATA_DIR / args.lab, ignore_errors=True)
+    log(f"lab {args.lab} removed")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("base", help="build (once) and print the base tree's path")
+    p_up = sub.add_parser("up", help="create and boot lab hosts")
+    p_up.add_argument("--lab", required=True)
+    p_up.add_argument("--subnet", required=True, help="first three octets, e.g. 10.213.1")
+    p_up.add_argument("--host", action="append", default=[], help="NAME=LAST_OCTET or NAME=ADDRESS, repeatable")
+    p_up.add_argument("--inventory", help="write the connection inventory (JSON/YAML) here")
+    p_up.add_argument("--timeout", type=float, default=180)
+    p_down = sub.add_parser("down", help="stop and remove everything the lab created")
+    p_down.add_argument("--lab", required=True)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("phonghop-lab must run as root (mounts, namespaces, systemd-nspawn)")
+    if args.command == "base":
+        print(ensure_base())
+    elif args.command == "up":
+        up(args)
+    else:
+        down(args)
+
+
+if __name__ == "__main__":
+    main()
