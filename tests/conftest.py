@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,10 +15,13 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = PostgresServer(tmp_path_factory.mktemp("postgres")).start()
-    yield server
-    server.stop()
+def postgres() -> Iterator[PostgresServer]:
+    # Not under pytest's own temporary folder: every new pytest session on the machine resets that
+    # folder to mode 0700, and the server (running as the postgres user) then loses its data directory.
+    with tempfile.TemporaryDirectory(prefix="phonghop-postgres-") as folder:
+        server = PostgresServer(Path(folder)).start()
+        yield server
+        server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
