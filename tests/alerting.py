@@ -149,6 +149,9 @@ class MonitoringStack:
                 # The inventory's coordinator host, reached on this machine.
                 "ansible_host": "127.0.0.1",
                 "monitoring_coordinator_port": coordinator_port,
+                # The test's coordinator serves plain HTTP itself; deployments put nginx with TLS in front.
+                "monitoring_coordinator_scheme": "http",
+                "monitoring_coordinator_ca_file": "",
                 "monitoring_listen_address": "127.0.0.1",
                 "monitoring_prometheus_port": self.prometheus_port,
                 "monitoring_alertmanager_port": self.alertmanager_port,
