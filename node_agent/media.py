@@ -226,7 +226,9 @@ class MediaManager:
         self._answer: asyncio.Future[str] | None = None
         self._wake = asyncio.Event()
         self._last_status: MediaStatus | None = None
-        self._publish = Publish(video=True, audio=True)
+        # No picture until the router asks for it (it always does when the peer joins): a room that
+        # nobody watches must not spend its uplink in the moment before that message arrives.
+        self._publish = Publish(video=False, audio=True)
         self._stale = False
         # Offer only after this control session's join was obeyed: the coordinator
         # accepts offers from rooms in the meeting, and learns that from the ack.

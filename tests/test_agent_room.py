@@ -49,7 +49,7 @@ def test_camera_unplugged_mid_meeting_sends_the_slate_and_recovers(
         return media.get("program"), media.get("program_slate")
 
     wait_for(lambda: program() == ("ubnd", False), 90, "tdp-01 to see the chair")
-    assert _camera_ok(coordinator, "ubnd") == 1
+    wait_for(lambda: _camera_ok(coordinator, "ubnd") == 1, 30, "device_ok{camera} 1 (with the next heartbeat)")
 
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as local:
         local.post("/debug/devices/camera/fail").raise_for_status()
