@@ -36,7 +36,13 @@ def test_scheduled_meeting_starts_and_metrics_tell_the_truth(
 ) -> None:
     _start_rooms(start_agent)
     meeting = _schedule(coordinator, start_in=3, minutes=10)
-    before = coordinator.metrics()
+
+    def noted() -> Samples | None:
+        metrics = coordinator.metrics()
+        return metrics if sample(metrics, "phonghop_meeting_active", meeting=str(meeting)) is not None else None
+
+    # The API wakes the scheduler, which notes the new meeting a moment later.
+    before = wait_for(noted, 10, "the scheduler to note the new meeting")
     assert sample(before, "phonghop_meeting_active", meeting=str(meeting)) == 0
     assert sample(before, "phonghop_meeting_next_start_timestamp_seconds", meeting=str(meeting)) > time.time()
 
