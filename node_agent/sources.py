@@ -32,6 +32,7 @@ from node_agent.testsource import (
     VIDEO_CLOCK,
     encode_tone_loop,
     encode_video_loop,
+    pace,
 )
 
 log = logging.getLogger(__name__)
@@ -254,16 +255,6 @@ class FallbackTrack(MediaStreamTrack):
         )
         self._on_change()
 
-    async def _pace(self) -> None:
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now - self._sent * self._interval
-        due = self._start + self._sent * self._interval
-        if due > now:
-            await asyncio.sleep(due - now)
-        elif now - due > 1.0:  # starved for a while: do not burst to catch up
-            self._start = now - self._sent * self._interval
-
     async def prepare_fallback(self) -> None:
         """Make the slate (or silence) now, so that a failing device is replaced at once."""
         if self._fallback is None:
@@ -283,7 +274,7 @@ class FallbackTrack(MediaStreamTrack):
         current = self._input
         item: Packet[Any] | Frame | None = None
         if current is None or current.paced:
-            await self._pace()
+            self._start = await pace(self._start, self._sent, self._interval)
         if current is not None:
             try:
                 item = current.read() if current.paced else await asyncio.to_thread(current.read)
@@ -293,7 +284,7 @@ class FallbackTrack(MediaStreamTrack):
                 self._lost(f"{exc.__class__.__name__}: {exc}")
         if item is None:
             if current is not None and not current.paced:
-                await self._pace()
+                self._start = await pace(self._start, self._sent, self._interval)
             item = await self._fallback_packet()
         item.pts = self._sent * self._step
         item.time_base = self._time_base

@@ -92,6 +92,19 @@ def encode_tone_loop(room_id: str | None, seconds: float = 1.0) -> list[bytes]:
     return packets[: total // AUDIO_FRAME]
 
 
+async def pace(start: float | None, sent: int, interval: float) -> float:
+    """Wait until item number ``sent`` is due; returns the clock's start (reset after a stall: no burst)."""
+    now = time.monotonic()
+    if start is None:
+        start = now - sent * interval
+    due = start + sent * interval
+    if due > now:
+        await asyncio.sleep(due - now)
+    elif now - due > 1.0:  # starved for a while: do not burst to catch up
+        start = now - sent * interval
+    return start
+
+
 class LoopTrack(MediaStreamTrack):
     """Plays a list of encoded packets in a loop, paced in real time."""
 
@@ -125,14 +138,7 @@ class LoopTrack(MediaStreamTrack):
 
     async def recv(self) -> Packet[Any]:
         await self._running.wait()
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now - self._sent * self._interval
-        due = self._start + self._sent * self._interval
-        if due > now:
-            await asyncio.sleep(due - now)
-        elif now - due > 1.0:  # starved for a while: do not burst to catch up
-            self._start = now - self._sent * self._interval
+        self._start = await pace(self._start, self._sent, self._interval)
         packet = Packet(self._packets[self._index % len(self._packets)])
         packet.pts = self._sent * self._step
         packet.time_base = self._time_base
