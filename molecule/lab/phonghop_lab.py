@@ -438,18 +438,23 @@ def started_by_us(pid: int, marker: str) -> bool:
         return False
 
 
-def stop_host(host: dict[str, Any]) -> None:
+def power_off(host: dict[str, Any]) -> None:
+    """Ask the host's systemd to shut down (SIGTERM to nspawn); waiting is left to ``stop_host``."""
     pid = host.get("pid")
     if pid and pid_alive(pid) and started_by_us(pid, host["dir"]):
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 60
+
+
+def stop_host(host: dict[str, Any], deadline: float) -> None:
+    pid = host.get("pid")
+    if pid and pid_alive(pid) and started_by_us(pid, host["dir"]):
         while pid_alive(pid) and time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
                 if os.waitpid(pid, os.WNOHANG)[0] == pid:
                     break
             time.sleep(0.2)
         if pid_alive(pid):
-            log(f"nspawn pid {pid} did not power off in 60 s; sending SIGKILL to it")
+            log(f"nspawn pid {pid} did not power off in time; sending SIGKILL to it")
             os.kill(pid, signal.SIGKILL)
     top = Path(host["dir"])
     merged = top / "merged"
@@ -468,9 +473,13 @@ def stop_host(host: dict[str, Any]) -> None:
 
 def down(args: argparse.Namespace) -> None:
     state = load_state(args.lab)
+    # All hosts shut down at once: one host's slow stop job must not add to the others'.
+    for name, host in state["hosts"].items():
+        log(f"powering off {name}")
+        power_off(host)
+    deadline = time.monotonic() + 60
     for name, host in list(state["hosts"].items()):
-        log(f"stopping {name}")
-        stop_host(host)
+        stop_host(host, deadline)
         del state["hosts"][name]
         save_state(state)
     proxy = state.get("proxy")
