@@ -311,6 +311,9 @@ def start_host(state: dict[str, Any], base: Path, name: str, where: str, key: Pa
     (merged / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {name}\n")
     (merged / "etc/resolv.conf").unlink(missing_ok=True)
     (merged / "etc/resolv.conf").write_text("# lab host: no DNS; packages come through the apt proxy\n")
+    # systemd's progress on the console (console.log): a slow start or stop job shows up by name.
+    (merged / "etc/systemd/system.conf.d").mkdir(parents=True, exist_ok=True)
+    (merged / "etc/systemd/system.conf.d/phonghop-lab.conf").write_text("[Manager]\nShowStatus=yes\n")
     ssh_dir = merged / "root/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text(Path(f"{key}.pub").read_text())
@@ -454,7 +457,11 @@ def stop_host(host: dict[str, Any], deadline: float) -> None:
                     break
             time.sleep(0.2)
         if pid_alive(pid):
-            log(f"nspawn pid {pid} did not power off in time; sending SIGKILL to it")
+            console = Path(host["dir"]) / "console.log"
+            last = console.read_text(errors="replace").splitlines()[-15:] if console.exists() else []
+            log(f"nspawn pid {pid} did not power off in time; sending SIGKILL. Its console's end:")
+            for line in last:
+                log(f"  {line}")
             os.kill(pid, signal.SIGKILL)
     top = Path(host["dir"])
     merged = top / "merged"
