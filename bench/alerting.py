@@ -19,57 +19,40 @@ import tempfile
 import time
 from pathlib import Path
 
-from phonghop.identity import load_rooms
-from tests.alerting import MonitoringStack, Timing, WebhookReceiver
-from tests.harness import Agent, Coordinator, sample, wait_for
+from tests.alerting import Timing, live_commune
+from tests.harness import sample, wait_for
 
 ROOMS = ("tdp-01", "tdp-02", "tram-y-te")
 TIMEOUT = 900
 
 
 def measure(folder: Path, timing: Timing) -> dict[str, float]:
-    times: dict[str, float] = {}
-    coordinator = Coordinator(folder / "coordinator").start()
-    receiver = WebhookReceiver().start()
-    agents: dict[str, Agent] = {}
-    stack: MonitoringStack | None = None
-    try:
-        for room in (r for r in load_rooms() if r.id in ROOMS):
-            token = coordinator.enroll(room.id, room.group, room.name)
-            agents[room.id] = Agent(coordinator, room.id, token, folder / "rooms" / room.id).start()
-        stack = MonitoringStack(folder / "monitoring", coordinator.port, receiver.url, timing).start()
-        wait_for(lambda: len(stack.query("phonghop_room_up == 1")) == len(ROOMS), 120, "rooms up in Prometheus")
+    with live_commune(folder, timing, ROOMS) as live:
+        wait_for(lambda: len(live.stack.query("phonghop_room_up == 1")) == len(ROOMS), 120, "rooms up in Prometheus")
 
         fault = time.monotonic()
-        agents["tdp-01"].stop(signal.SIGKILL)
-        firing = receiver.wait("firing", TIMEOUT, fault, alertname="PhongHopRoomOffline", room="tdp-01")
-        times["agent killed → firing"] = firing.received - fault
-        agents["tdp-01"].start()
+        live.agents["tdp-01"].stop(signal.SIGKILL)
+        firing = live.receiver.wait("firing", TIMEOUT, fault, alertname="PhongHopRoomOffline", room="tdp-01")
+        live.times["agent killed → firing"] = firing.received - fault
+        live.agents["tdp-01"].start()
         up = {"room": "tdp-01", "group": "residential_group"}
-        wait_for(lambda: sample(coordinator.metrics(), "phonghop_room_up", **up) == 1, 120, "tdp-01 back")
+        wait_for(lambda: sample(live.coordinator.metrics(), "phonghop_room_up", **up) == 1, 120, "tdp-01 back")
         back = time.monotonic()
-        resolved = receiver.wait("resolved", TIMEOUT, back, alertname="PhongHopRoomOffline", room="tdp-01")
-        times["room reconnected → resolved"] = resolved.received - back
+        resolved = live.receiver.wait("resolved", TIMEOUT, back, alertname="PhongHopRoomOffline", room="tdp-01")
+        live.times["room reconnected → resolved"] = resolved.received - back
 
         fault = time.monotonic()
-        coordinator.stop()
-        firing = receiver.wait("firing", TIMEOUT, fault, alertname="PhongHopCoordinatorDown")
-        times["coordinator stopped → firing"] = firing.received - fault
-        coordinator.start()
+        live.coordinator.stop()
+        firing = live.receiver.wait("firing", TIMEOUT, fault, alertname="PhongHopCoordinatorDown")
+        live.times["coordinator stopped → firing"] = firing.received - fault
+        live.coordinator.start()
         back = time.monotonic()
-        resolved = receiver.wait("resolved", TIMEOUT, back, alertname="PhongHopCoordinatorDown")
-        times["coordinator serving → resolved"] = resolved.received - back
-        storm = {n.labels["alertname"] for n in receiver.matching("firing", fault)} - {"PhongHopCoordinatorDown"}
-        times["other alerts around the coordinator outage"] = float(len(storm))
+        resolved = live.receiver.wait("resolved", TIMEOUT, back, alertname="PhongHopCoordinatorDown")
+        live.times["coordinator serving → resolved"] = resolved.received - back
+        storm = {n.labels["alertname"] for n in live.receiver.matching("firing", fault)} - {"PhongHopCoordinatorDown"}
+        live.times["other alerts around the coordinator outage"] = float(len(storm))
         print("other alerts:", sorted(storm), file=sys.stderr)
-    finally:
-        for agent in agents.values():
-            agent.stop()
-        coordinator.stop()
-        if stack is not None:
-            stack.stop()
-        receiver.stop()
-    return times
+    return live.times
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ Prometheus and Alertmanager are the Debian packages' binaries, started with thei
 own data folders on free ports (never the system services' 9090/9093, and no
 cluster gossip port), configured by the monitoring role from the inventory. A
 small HTTP server stands in for the technician's channel (Alertmanager's webhook).
+``live_commune`` puts them together with a coordinator and real agents.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.harness import free_port, stop_process, wait_for
+from phonghop.identity import load_rooms
+from tests.harness import Agent, Coordinator, free_port, sample, stop_process, wait_for
 from tests.monitoring_config import render
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -217,3 +221,46 @@ class MonitoringStack:
         response.raise_for_status()
         result: list[dict[str, Any]] = response.json()["data"]["alerts"]
         return result
+
+
+@dataclass
+class LiveCommune:
+    """A coordinator, the agents of some inventory rooms, and the monitoring stack watching them."""
+
+    coordinator: Coordinator
+    agents: dict[str, Agent]
+    receiver: WebhookReceiver
+    stack: MonitoringStack
+    times: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def live_commune(folder: Path, timing: Timing, room_ids: Sequence[str]) -> Iterator[LiveCommune]:
+    """Start the coordinator, enroll and start the rooms' agents, wait until every room is up, then
+    start Prometheus and Alertmanager (so no alert fires for rooms still connecting); stop it all on
+    the way out, whatever failed."""
+    coordinator = Coordinator(folder / "coordinator").start()
+    receiver = WebhookReceiver().start()
+    agents: dict[str, Agent] = {}
+    stack: MonitoringStack | None = None
+    try:
+        rooms = [r for r in load_rooms() if r.id in room_ids]
+        for room in rooms:
+            token = coordinator.enroll(room.id, room.group, room.name)
+            agents[room.id] = Agent(coordinator, room.id, token, folder / "rooms" / room.id).start()
+        wait_for(
+            lambda: all(
+                sample(coordinator.metrics(), "phonghop_room_up", room=r.id, group=r.group) == 1 for r in rooms
+            ),
+            120,
+            "every room's agent to connect",
+        )
+        stack = MonitoringStack(folder / "monitoring", coordinator.port, receiver.url, timing).start()
+        yield LiveCommune(coordinator, agents, receiver, stack)
+    finally:
+        for agent in agents.values():
+            agent.stop()
+        coordinator.stop()
+        if stack is not None:
+            stack.stop()
+        receiver.stop()

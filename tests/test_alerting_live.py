@@ -14,67 +14,30 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
 
-from phonghop.identity import load_rooms
-from tests.alerting import MonitoringStack, Timing, WebhookReceiver
-from tests.harness import Agent, Coordinator, sample, wait_for
+from tests.alerting import LiveCommune, Timing, live_commune
+from tests.harness import sample, wait_for
 
 ROOMS = ("tdp-01", "tdp-02", "tram-y-te")
 TIMEOUT = 90
 
 
-@dataclass
-class Live:
-    coordinator: Coordinator
-    agents: dict[str, Agent]
-    receiver: WebhookReceiver
-    stack: MonitoringStack
-    times: dict[str, float] = field(default_factory=dict)
-
-
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    folder = tmp_path_factory.mktemp("alerting")
-    coordinator = Coordinator(folder / "coordinator").start()
-    agents: dict[str, Agent] = {}
-    receiver = WebhookReceiver().start()
-    stack: MonitoringStack | None = None
-    try:
-        for room in (r for r in load_rooms() if r.id in ROOMS):
-            token = coordinator.enroll(room.id, room.group, room.name)
-            agents[room.id] = Agent(coordinator, room.id, token, folder / "rooms" / room.id).start()
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCommune]:
+    with live_commune(tmp_path_factory.mktemp("alerting"), Timing(), ROOMS) as commune:
         wait_for(
-            lambda: all(sample(coordinator.metrics(), "phonghop_room_up", room=r, group=g) == 1 for r, g in _groups()),
-            60,
-            "every room's agent to connect",
-        )
-        stack = MonitoringStack(folder / "monitoring", coordinator.port, receiver.url, Timing()).start()
-        wait_for(
-            lambda: len(stack.query("room:phonghop_room_available:bool == 1")) == len(ROOMS),
+            lambda: len(commune.stack.query("room:phonghop_room_available:bool == 1")) == len(ROOMS),
             60,
             "Prometheus to record every room as available",
         )
-        result = Live(coordinator, agents, receiver, stack)
-        yield result
-        print("\nfault → notification times (s):", {k: round(v, 2) for k, v in result.times.items()})
-    finally:
-        for agent in agents.values():
-            agent.stop()
-        coordinator.stop()
-        if stack is not None:
-            stack.stop()
-        receiver.stop()
+        yield commune
+        print("\nfault → notification times (s):", {k: round(v, 2) for k, v in commune.times.items()})
 
 
-def _groups() -> list[tuple[str, str]]:
-    return [(r.id, r.group) for r in load_rooms() if r.id in ROOMS]
-
-
-def test_room_offline_reaches_the_technician_in_vietnamese_and_resolves(live: Live) -> None:
+def test_room_offline_reaches_the_technician_in_vietnamese_and_resolves(live: LiveCommune) -> None:
     agent = live.agents["tdp-01"]
     fault = time.monotonic()
     agent.stop(signal.SIGKILL)
@@ -101,7 +64,7 @@ def test_room_offline_reaches_the_technician_in_vietnamese_and_resolves(live: Li
     assert offline_rooms == {"tdp-01"}, "only the killed room may be reported"
 
 
-def test_coordinator_down_inhibits_room_alerts_in_alertmanager(live: Live) -> None:
+def test_coordinator_down_inhibits_room_alerts_in_alertmanager(live: LiveCommune) -> None:
     """Alerts posted straight to Alertmanager (own commune label): the room alert is held back."""
     commune = "xa-thu-nghiem"
     alerts = [
@@ -135,7 +98,7 @@ def test_coordinator_down_inhibits_room_alerts_in_alertmanager(live: Live) -> No
     assert live.receiver.matching("firing", commune=commune, alertname="PhongHopRoomOffline") == []
 
 
-def test_uptime_report_lists_the_outage(live: Live) -> None:
+def test_uptime_report_lists_the_outage(live: LiveCommune) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "phonghop.cli", "uptime", "--prometheus", live.stack.prometheus_url, "--step", "1"],
         capture_output=True,
@@ -154,7 +117,7 @@ def test_uptime_report_lists_the_outage(live: Live) -> None:
     assert outages[0].startswith("- tdp-01 (Tổ dân phố 1): ")
 
 
-def test_uptime_report_says_what_is_wrong_with_a_bad_month(live: Live) -> None:
+def test_uptime_report_says_what_is_wrong_with_a_bad_month(live: LiveCommune) -> None:
     prometheus = live.stack.prometheus_url
     result = subprocess.run(
         [sys.executable, "-m", "phonghop.cli", "uptime", "--prometheus", prometheus, "--month", "11-2026"],
@@ -166,7 +129,7 @@ def test_uptime_report_says_what_is_wrong_with_a_bad_month(live: Live) -> None:
     assert "NĂM-THÁNG" in result.stderr
 
 
-def test_coordinator_down_alerts_once_without_a_room_storm(live: Live) -> None:
+def test_coordinator_down_alerts_once_without_a_room_storm(live: LiveCommune) -> None:
     fault = time.monotonic()
     live.coordinator.stop()
     firing = live.receiver.wait("firing", TIMEOUT, fault, alertname="PhongHopCoordinatorDown", commune="phong-son")
