@@ -13,13 +13,16 @@ from coordinator import errors
 from coordinator.api import agent, control, health, meetings, readiness, rooms, screens
 from coordinator.attendance import AttendanceBook
 from coordinator.auth import load_operator_token
+from coordinator.connections import Connections
 from coordinator.database import make_engine, make_sessionmaker, migrate
-from coordinator.hub import Hub
+from coordinator.dispatch import ControlDispatch
+from coordinator.live_meetings import LiveMeetings
 from coordinator.media.echo import Echoes
-from coordinator.meetings import Schedule
 from coordinator.metrics import build_registry
-from coordinator.readiness import Readiness, ReadinessCollector
+from coordinator.readiness import ReadinessChecks
+from coordinator.readiness_store import ReadinessStore
 from coordinator.registry import Registry
+from coordinator.schedule import Schedule
 from coordinator.scheduler import Scheduler
 from coordinator.screens import Screens
 from coordinator.services import Services
@@ -39,12 +42,16 @@ async def build_services(settings: Settings) -> Services:
     await registry.load()
     book = AttendanceBook(sessions)
     schedule = Schedule(sessions, registry)
-    hub = Hub(registry, book, settings.heartbeat_interval, settings.missed_heartbeats)
-    scheduler = Scheduler(schedule, book, hub, registry, settings.scheduler_tick)
-    collectors, control_metrics = build_registry(hub, registry, scheduler.next_starts)
-    checks = Readiness(
-        sessions,
-        hub,
+    connections = Connections(registry, settings.heartbeat_interval, settings.missed_heartbeats)
+    live = LiveMeetings(connections, book)
+    connections.listeners.append(live)
+    scheduler = Scheduler(schedule, book, live, connections, registry, settings.scheduler_tick)
+    store = ReadinessStore(sessions)
+    await store.load()
+    collectors, control_metrics = build_registry(connections, live, registry, scheduler.next_starts, store)
+    checks = ReadinessChecks(
+        store,
+        connections,
         schedule,
         registry,
         settings.readiness_lead_seconds,
@@ -53,10 +60,20 @@ async def build_services(settings: Settings) -> Services:
         max(1.0, settings.scheduler_tick),
         settings.readiness_min_seconds,
     )
-    await checks.load()
-    collectors.register(ReadinessCollector(checks))
     return Services(
-        settings, engine, registry, schedule, book, hub, scheduler, collectors, control_metrics, Screens(), checks
+        settings,
+        engine,
+        registry,
+        schedule,
+        book,
+        connections,
+        live,
+        ControlDispatch(connections, live),
+        scheduler,
+        collectors,
+        control_metrics,
+        Screens(),
+        checks,
     )
 
 
@@ -77,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info(
             "coordinator ready: %d rooms enrolled, %d meetings running",
             len(services.registry.rooms),
-            len(services.hub.meetings),
+            len(services.live.meetings),
         )
         try:
             yield
@@ -85,7 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.readiness.stop()
             await app.state.echoes.close()
             await services.scheduler.stop()
-            await services.hub.shutdown()
+            await services.live.shutdown()
+            await services.connections.shutdown()
             await services.engine.dispose()
             log.info("coordinator stopped")
 

@@ -1,6 +1,6 @@
 """Prometheus metrics, read from the live state at scrape time.
 
-A collector that reads the hub and the registry cannot drift from them, and a
+A collector that reads the live state and the registry cannot drift from them, and a
 removed room simply disappears from the next scrape.
 """
 
@@ -12,19 +12,24 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from coordinator.hub import Hub
+from coordinator.connections import Connections
+from coordinator.live_meetings import LiveMeetings
+from coordinator.readiness_store import ReadinessStore
 from coordinator.registry import Registry
 from phonghop.protocol import DEVICE_NAMES
 
 
 class StateCollector(Collector):
-    def __init__(self, hub: Hub, registry: Registry, next_starts: dict[int, float]) -> None:
-        self._hub = hub
+    def __init__(
+        self, connections: Connections, live: LiveMeetings, registry: Registry, next_starts: dict[int, float]
+    ) -> None:
+        self._connections = connections
+        self._live = live
         self._registry = registry
         self._next_starts = next_starts
 
     def collect(self) -> Iterator[Metric]:
-        hub, rooms = self._hub, self._registry.rooms
+        connections, live, rooms = self._connections, self._live, self._registry.rooms
         up = GaugeMetricFamily(
             "phonghop_room_up",
             "1 while the room's agent is connected and heartbeats are fresh",
@@ -56,9 +61,9 @@ class StateCollector(Collector):
             labels=["room"],
         )
         for room_id, record in rooms.items():
-            up.add_metric([room_id, record.group], 1.0 if hub.is_up(room_id) else 0.0)
+            up.add_metric([room_id, record.group], 1.0 if connections.is_up(room_id) else 0.0)
             room_info.add_metric([room_id, record.group, record.name], 1.0)
-            connects.add_metric([room_id], float(hub.connects_total.get(room_id, 0)))
+            connects.add_metric([room_id], float(connections.connects_total.get(room_id, 0)))
             if record.last_seen is not None:
                 seen.add_metric([room_id], record.last_seen.timestamp())
             if record.agent_version:
@@ -88,9 +93,9 @@ class StateCollector(Collector):
             labels=["meeting"],
         )
         for meeting_id, ts in self._next_starts.items():
-            active.add_metric([str(meeting_id)], 1.0 if meeting_id in hub.meetings else 0.0)
+            active.add_metric([str(meeting_id)], 1.0 if meeting_id in live.meetings else 0.0)
             next_start.add_metric([str(meeting_id)], ts)
-        for meeting in hub.meetings.values():
+        for meeting in live.meetings.values():
             label = str(meeting.meeting_id)
             if meeting.meeting_id not in self._next_starts:
                 active.add_metric([label], 1.0)
@@ -102,8 +107,8 @@ class StateCollector(Collector):
         yield from self._media()
 
     def _media(self) -> Iterator[Metric]:
-        hub = self._hub
-        counters = hub.media_counters
+        live = self._live
+        counters = live.media_counters
         rtt = GaugeMetricFamily("phonghop_room_rtt_seconds", "Round-trip time to the room (RTCP)", labels=["room"])
         loss = GaugeMetricFamily(
             "phonghop_room_packet_loss_ratio", "Packet loss, 0..1, per direction", labels=["room", "direction"]
@@ -111,7 +116,7 @@ class StateCollector(Collector):
         jitter = GaugeMetricFamily(
             "phonghop_room_jitter_seconds", "Interarrival jitter of the room's media", labels=["room"]
         )
-        for meeting in hub.meetings.values():
+        for meeting in live.meetings.values():
             for room_id, peer in meeting.router.peers.items():
                 quality = peer.quality
                 if quality.rtt is not None:
@@ -139,6 +144,37 @@ class StateCollector(Collector):
         yield from (rtt, loss, jitter, media_bytes, forwarded, keyframes)
 
 
+class ReadinessCollector(Collector):
+    """``phonghop_room_ready`` and ``phonghop_room_ready_failed_check`` for meetings not yet over."""
+
+    def __init__(self, readiness: ReadinessStore) -> None:
+        self._readiness = readiness
+
+    def collect(self) -> Iterator[Metric]:
+        ready = GaugeMetricFamily(
+            "phonghop_room_ready",
+            "1 when the room passed its latest self-test before the meeting's next start",
+            labels=["room", "meeting"],
+        )
+        failed = GaugeMetricFamily(
+            "phonghop_room_ready_failed_check",
+            "1 for the first check the room failed in its latest self-test before the meeting",
+            labels=["room", "meeting", "check"],
+        )
+        checked = GaugeMetricFamily(
+            "phonghop_room_ready_checked_timestamp_seconds",
+            "When the room's latest self-test before the meeting ran",
+            labels=["room", "meeting"],
+        )
+        for result in self._readiness.current():
+            labels = [result.room, str(result.meeting_id)]
+            ready.add_metric(labels, 1.0 if result.ok else 0.0)
+            checked.add_metric(labels, result.checked_at.timestamp())
+            if result.failed_check:
+                failed.add_metric([*labels, result.failed_check], 1.0)
+        yield from (ready, failed, checked)
+
+
 class ControlMetrics:
     """Counters for events the state does not keep."""
 
@@ -158,8 +194,13 @@ class ControlMetrics:
 
 
 def build_registry(
-    hub: Hub, registry: Registry, next_starts: dict[int, float]
+    connections: Connections,
+    live: LiveMeetings,
+    registry: Registry,
+    next_starts: dict[int, float],
+    readiness: ReadinessStore,
 ) -> tuple[CollectorRegistry, ControlMetrics]:
     collectors = CollectorRegistry()
-    collectors.register(StateCollector(hub, registry, next_starts))
+    collectors.register(StateCollector(connections, live, registry, next_starts))
+    collectors.register(ReadinessCollector(readiness))
     return collectors, ControlMetrics(collectors)

@@ -14,21 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-from sqlalchemy import func, select
-
-from coordinator.hub import Hub
-from coordinator.live import RoomOffline
-from coordinator.meetings import Schedule, expected_rooms, timing_of
-from coordinator.models import Meeting, ReadinessCheck, utcnow
+from coordinator.connections import Connections, RoomOffline
+from coordinator.models import Meeting, utcnow
+from coordinator.readiness_store import ReadinessStore, RoomReadiness
+from coordinator.recurrence import next_start
 from coordinator.registry import Registry
-from coordinator.schedule import next_start
+from coordinator.schedule import Schedule, expected_rooms, timing_of
 from phonghop.protocol import CheckItem
 
 log = logging.getLogger(__name__)
@@ -39,49 +33,11 @@ CONCURRENT_CHECKS = 6
 NO_ANSWER_CHECK = "tu_kiem_tra"
 
 
-@dataclass
-class RoomReadiness:
-    meeting_id: int
-    room: str
-    scheduled_start: datetime
-    ends_at: datetime
-    stage: str
-    checked_at: datetime
-    ok: bool
-    failed_check: str | None
-    checks: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "room": self.room,
-            "ok": self.ok,
-            "failed_check": self.failed_check,
-            "stage": self.stage,
-            "scheduled_start": self.scheduled_start.isoformat(),
-            "checked_at": self.checked_at.isoformat(),
-            "checks": self.checks,
-        }
-
-
-def _from_row(row: ReadinessCheck) -> RoomReadiness:
-    return RoomReadiness(
-        row.meeting_id,
-        row.room_id,
-        row.scheduled_start,
-        row.ends_at,
-        row.stage,
-        row.checked_at,
-        row.ok,
-        row.failed_check,
-        list(row.checks),
-    )
-
-
-class Readiness:
+class ReadinessChecks:
     def __init__(
         self,
-        sessions: Any,
-        hub: Hub,
+        store: ReadinessStore,
+        connections: Connections,
         schedule: Schedule,
         registry: Registry,
         lead: float,
@@ -90,8 +46,8 @@ class Readiness:
         tick: float,
         min_seconds: float = 0.0,
     ) -> None:
-        self._sessions = sessions
-        self._hub = hub
+        self.store = store
+        self._connections = connections
         self._schedule = schedule
         self._registry = registry
         self.lead = lead
@@ -99,54 +55,8 @@ class Readiness:
         self.wait_seconds = wait_seconds
         self.min_seconds = min_seconds
         self._tick = tick
-        # (meeting, room) -> the latest result for the meeting's latest checked start
-        self.latest: dict[tuple[int, str], RoomReadiness] = {}
-        self._done: set[tuple[int, datetime, str]] = set()
         self._task: asyncio.Task[None] | None = None
         self._runs: set[asyncio.Task[list[RoomReadiness]]] = set()
-
-    async def load(self) -> None:
-        """Results of each meeting's latest checked start, from the database."""
-        async with self._sessions() as session:
-            newest = (
-                select(ReadinessCheck.meeting_id, func.max(ReadinessCheck.scheduled_start).label("start"))
-                .group_by(ReadinessCheck.meeting_id)
-                .subquery()
-            )
-            rows = (
-                await session.scalars(
-                    select(ReadinessCheck)
-                    .join(
-                        newest,
-                        (ReadinessCheck.meeting_id == newest.c.meeting_id)
-                        & (ReadinessCheck.scheduled_start == newest.c.start),
-                    )
-                    .order_by(ReadinessCheck.checked_at, ReadinessCheck.id)
-                )
-            ).all()
-            stages = (
-                await session.execute(
-                    select(ReadinessCheck.meeting_id, ReadinessCheck.scheduled_start, ReadinessCheck.stage).distinct()
-                )
-            ).all()
-        for row in rows:
-            result = _from_row(row)
-            self.latest[(result.meeting_id, result.room)] = result
-        self._done.update((m, start, stage) for m, start, stage in stages)
-        if rows:
-            log.info("readiness: %d results of earlier checks loaded", len(rows))
-
-    # --- queries for the API, the metrics and the web pages -------------------
-
-    def for_meeting(self, meeting_id: int) -> list[RoomReadiness]:
-        """The latest result of each room for the meeting's latest checked start (empty if none)."""
-        results = [r for (m, _), r in self.latest.items() if m == meeting_id]
-        return sorted(results, key=lambda r: r.room)
-
-    def current(self, now: datetime | None = None) -> list[RoomReadiness]:
-        """Results for starts whose meeting has not ended yet (what monitoring should look at)."""
-        now = now or utcnow()
-        return sorted((r for r in self.latest.values() if r.ends_at > now), key=lambda r: (r.meeting_id, r.room))
 
     # --- the schedule -------------------------------------------------------------
 
@@ -164,11 +74,11 @@ class Readiness:
                 stage = "final"
             elif until <= self.lead:
                 stage = "lead"
-            if stage is None or (meeting.id, start, stage) in self._done:
+            if stage is None or (meeting.id, start, stage) in self.store.done:
                 continue
-            if stage == "final" and (meeting.id, start, "lead") not in self._done:
-                self._done.add((meeting.id, start, "lead"))  # scheduled too late for the early check
-            self._done.add((meeting.id, start, stage))
+            if stage == "final" and (meeting.id, start, "lead") not in self.store.done:
+                self.store.done.add((meeting.id, start, "lead"))  # scheduled too late for the early check
+            self.store.done.add((meeting.id, start, stage))
             task = asyncio.create_task(self.check_meeting(meeting, start, stage), name=f"readiness-{meeting.id}")
             self._runs.add(task)
             task.add_done_callback(self._runs.discard)
@@ -190,26 +100,8 @@ class Readiness:
             async with limit:
                 return await self._check_room(meeting.id, room, start, ends, stage)
 
-        results = await asyncio.gather(*(check(room) for room in rooms))
-        async with self._sessions() as session, session.begin():
-            for result in results:
-                session.add(
-                    ReadinessCheck(
-                        meeting_id=result.meeting_id,
-                        scheduled_start=result.scheduled_start,
-                        ends_at=result.ends_at,
-                        stage=result.stage,
-                        room_id=result.room,
-                        checked_at=result.checked_at,
-                        ok=result.ok,
-                        failed_check=result.failed_check,
-                        checks=result.checks,
-                    )
-                )
-        for key in [k for k in self.latest if k[0] == meeting.id]:
-            del self.latest[key]
-        for result in results:
-            self.latest[(meeting.id, result.room)] = result
+        results = list(await asyncio.gather(*(check(room) for room in rooms)))
+        await self.store.save(meeting.id, results)
         failed = [f"{r.room} ({r.failed_check})" for r in results if not r.ok]
         log.info(
             "readiness: meeting %s: %d of %d rooms ready%s",
@@ -229,7 +121,7 @@ class Readiness:
             return RoomReadiness(meeting_id, room, start, ends, stage, utcnow(), failed is None, failed, dumped)
 
         try:
-            ack = await self._hub.ask(room, "run_check", self.wait_seconds)
+            ack = await self._connections.ask(room, "run_check", self.wait_seconds)
         except RoomOffline:
             return result(
                 [
@@ -273,34 +165,3 @@ class Readiness:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-class ReadinessCollector(Collector):
-    """``phonghop_room_ready`` and ``phonghop_room_ready_failed_check`` for meetings not yet over."""
-
-    def __init__(self, readiness: Readiness) -> None:
-        self._readiness = readiness
-
-    def collect(self) -> Iterator[Metric]:
-        ready = GaugeMetricFamily(
-            "phonghop_room_ready",
-            "1 when the room passed its latest self-test before the meeting's next start",
-            labels=["room", "meeting"],
-        )
-        failed = GaugeMetricFamily(
-            "phonghop_room_ready_failed_check",
-            "1 for the first check the room failed in its latest self-test before the meeting",
-            labels=["room", "meeting", "check"],
-        )
-        checked = GaugeMetricFamily(
-            "phonghop_room_ready_checked_timestamp_seconds",
-            "When the room's latest self-test before the meeting ran",
-            labels=["room", "meeting"],
-        )
-        for result in self._readiness.current():
-            labels = [result.room, str(result.meeting_id)]
-            ready.add_metric(labels, 1.0 if result.ok else 0.0)
-            checked.add_metric(labels, result.checked_at.timestamp())
-            if result.failed_check:
-                failed.add_metric([*labels, result.failed_check], 1.0)
-        yield from (ready, failed, checked)

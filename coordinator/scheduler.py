@@ -9,22 +9,31 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from coordinator.attendance import AttendanceBook
+from coordinator.connections import Connections
 from coordinator.errors import ApiError
-from coordinator.hub import Hub
-from coordinator.live import ActiveMeeting
-from coordinator.meetings import Schedule, expected_rooms, timing_of
+from coordinator.live_meetings import ActiveMeeting, LiveMeetings
 from coordinator.models import Meeting, utcnow
+from coordinator.recurrence import current_start, next_start
 from coordinator.registry import Registry
-from coordinator.schedule import current_start, next_start
+from coordinator.schedule import Schedule, expected_rooms, timing_of
 
 log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, schedule: Schedule, book: AttendanceBook, hub: Hub, registry: Registry, tick: float) -> None:
+    def __init__(
+        self,
+        schedule: Schedule,
+        book: AttendanceBook,
+        live: LiveMeetings,
+        connections: Connections,
+        registry: Registry,
+        tick: float,
+    ) -> None:
         self._schedule = schedule
         self._book = book
-        self._hub = hub
+        self._live = live
+        self._connections = connections
         self._registry = registry
         self._tick = tick
         self._wake = asyncio.Event()
@@ -48,23 +57,23 @@ class Scheduler:
                 await self._book.end_occurrence(occurrence.id, occurrence.ends_at)
                 continue
             log.info("resuming meeting %s (%s)", meeting.id, meeting.title)
-            await self._hub.start(meeting, occurrence, expected_rooms(meeting, self._registry))
+            await self._live.start(meeting, occurrence, expected_rooms(meeting, self._registry))
 
     async def tick(self, now: datetime | None = None) -> None:
         now = now or utcnow()
         meetings = {m.id: m for m in await self._schedule.all()}
         self._note_next_starts(meetings.values(), now)
-        for active in list(self._hub.meetings.values()):
+        for active in list(self._live.meetings.values()):
             meeting = meetings.get(active.meeting_id)
             if meeting is None:
-                await self._hub.stop(active.meeting_id, "meeting deleted")
+                await self._live.stop(active.meeting_id, "meeting deleted")
             elif now >= active.ends_at:
-                await self._hub.stop(active.meeting_id, "scheduled end")
+                await self._live.stop(active.meeting_id, "scheduled end")
             else:
                 self._refresh(active, meeting)
-                await self._hub.set_expected(active.meeting_id, expected_rooms(meeting, self._registry))
+                await self._live.set_expected(active.meeting_id, expected_rooms(meeting, self._registry))
         for meeting in meetings.values():
-            if meeting.id in self._hub.meetings:
+            if meeting.id in self._live.meetings:
                 continue
             start = current_start(timing_of(meeting), now)
             if start is None or await self._book.find_occurrence(meeting.id, start) is not None:
@@ -72,15 +81,15 @@ class Scheduler:
             await self._begin(meeting, start, now, start + timedelta(seconds=meeting.duration_seconds))
 
     async def start_now(self, meeting: Meeting) -> ActiveMeeting:
-        if meeting.id in self._hub.meetings:
+        if meeting.id in self._live.meetings:
             raise ApiError(409, "meeting_running", f"meeting {meeting.id} is already running")
         now = utcnow()
         return await self._begin(meeting, now, now, now + timedelta(seconds=meeting.duration_seconds))
 
     async def end_now(self, meeting_id: int) -> None:
-        if meeting_id not in self._hub.meetings:
+        if meeting_id not in self._live.meetings:
             raise ApiError(409, "meeting_not_running", f"meeting {meeting_id} is not running")
-        await self._hub.stop(meeting_id, "ended by the operator")
+        await self._live.stop(meeting_id, "ended by the operator")
 
     def poke(self) -> None:
         """Re-evaluate the schedule now (after an API change) instead of at the next tick."""
@@ -88,7 +97,7 @@ class Scheduler:
 
     async def _begin(self, meeting: Meeting, scheduled: datetime, now: datetime, ends: datetime) -> ActiveMeeting:
         occurrence = await self._book.start_occurrence(meeting.id, scheduled, now, ends)
-        return await self._hub.start(meeting, occurrence, expected_rooms(meeting, self._registry))
+        return await self._live.start(meeting, occurrence, expected_rooms(meeting, self._registry))
 
     def _note_next_starts(self, meetings: Iterable[Meeting], now: datetime) -> None:
         upcoming = {}
@@ -108,7 +117,7 @@ class Scheduler:
         while True:
             try:
                 await self.tick()
-                await self._hub.check_liveness()
+                await self._connections.check_liveness()
             except Exception:
                 log.exception("scheduler tick failed; trying again at the next tick")
             self._wake.clear()

@@ -10,11 +10,13 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from coordinator.attendance import AttendanceBook
-from coordinator.hub import Hub
-from coordinator.meetings import Schedule
+from coordinator.connections import Connections
+from coordinator.dispatch import ControlDispatch
+from coordinator.live_meetings import LiveMeetings
 from coordinator.metrics import ControlMetrics
-from coordinator.readiness import Readiness
+from coordinator.readiness import ReadinessChecks
 from coordinator.registry import Registry
+from coordinator.schedule import Schedule
 from coordinator.scheduler import Scheduler
 from coordinator.screens import Screens
 from coordinator.settings import Settings
@@ -27,12 +29,14 @@ class Services:
     registry: Registry
     schedule: Schedule
     book: AttendanceBook
-    hub: Hub
+    connections: Connections
+    live: LiveMeetings
+    dispatch: ControlDispatch
     scheduler: Scheduler
     collectors: CollectorRegistry
     control_metrics: ControlMetrics
     screens: Screens
-    readiness: Readiness
+    readiness: ReadinessChecks
 
 
 def _services(request: Request) -> Services:

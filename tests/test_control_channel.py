@@ -125,3 +125,64 @@ async def test_reissued_token_cuts_the_old_one_off(coordinator: Coordinator) -> 
         assert closed.value.rcvd.code == CLOSE_TOKEN_REISSUED
     status, _ = await _refusal(coordinator.ws_url("tdp-01"), old)
     assert status == 401
+
+
+async def _command(ws: ClientConnection) -> dict[str, object]:
+    """The next command the coordinator sends (skipping floor, publish and the like)."""
+    while True:
+        message = await _reply(ws)
+        if message["type"] == "command":
+            return message
+
+
+async def test_a_room_answers_only_its_own_commands(coordinator: Coordinator) -> None:
+    tokens = {room: coordinator.enroll(room) for room in ("tdp-01", "tdp-02")}
+    coordinator.enroll("ubnd", "hall")
+    async with (
+        connect(coordinator.ws_url("tdp-01"), additional_headers={"Authorization": f"Bearer {tokens['tdp-01']}"}) as a,
+        connect(coordinator.ws_url("tdp-02"), additional_headers={"Authorization": f"Bearer {tokens['tdp-02']}"}) as b,
+    ):
+        for ws in (a, b):
+            await ws.send(HELLO)
+            await _reply(ws)
+        beats = [asyncio.create_task(_heartbeats(ws)) for ws in (a, b)]
+        meeting = coordinator.schedule(["tdp-02"])
+        join = await _command(b)
+        assert join["action"] == "join"
+        command_id = str(join["id"])
+
+        # tdp-01 answers tdp-02's command, even knowing its id: refused, and tdp-02's command still waits.
+        await a.send(json.dumps({"type": "ack", "command_id": command_id}))
+        assert "no command" in str((await _reply(a))["message"])
+        await b.send(json.dumps({"type": "ack", "command_id": command_id}))
+        await asyncio.to_thread(wait_for, lambda: _joined(coordinator, meeting) == ["tdp-02"], 5, "tdp-02 joined")
+
+        # The operator's self-test command to tdp-02 is answered by tdp-02 alone.
+        with coordinator.api() as api:
+            asked = asyncio.create_task(
+                asyncio.to_thread(
+                    api.post, "/api/v1/rooms/tdp-02/commands", json={"action": "run_check", "timeout_seconds": 5}
+                )
+            )
+            check = await _command(b)
+            await a.send(json.dumps({"type": "ack", "command_id": check["id"], "ok": True, "detail": "forged"}))
+            assert "no command" in str((await _reply(a))["message"])
+            await b.send(json.dumps({"type": "ack", "command_id": check["id"], "ok": True, "detail": "tdp-02 ok"}))
+            response = await asyncio.wait_for(asked, 10)
+        for beat in beats:
+            beat.cancel()
+    assert response.status_code == 200, response.text
+    assert response.json()["detail"] == "tdp-02 ok"
+    assert len(command_id) >= 16, "command ids must not be guessable"
+
+
+async def _heartbeats(ws: ClientConnection) -> None:
+    while True:
+        await ws.send('{"type": "heartbeat"}')
+        await asyncio.sleep(0.2)
+
+
+def _joined(coordinator: Coordinator, meeting: int) -> list[str]:
+    with coordinator.api() as api:
+        running = api.get(f"/api/v1/meetings/{meeting}").json()["running"]
+    return list(running["joined"]) if running else []

@@ -67,11 +67,21 @@ def test_scheduled_meeting_starts_and_metrics_tell_the_truth(
         assert running["joined"] == sorted(ROOMS)
         assert running["missing"] == []
         assert api.get("/api/v1/rooms/tdp-01").json()["meeting"] == meeting
+        for floor in ("tdp-01", "th-phong-son"):
+            api.put(f"/api/v1/meetings/{meeting}/floor", json={"room": floor}).raise_for_status()
+        api.delete(f"/api/v1/meetings/{meeting}/floor").raise_for_status()
         api.post(f"/api/v1/meetings/{meeting}/end").raise_for_status()
-    wait_for(lambda: not _in_meeting(coordinator, "tdp-01", meeting), 5, "the room to leave")
+    for room in ROOMS:
+        wait_for(lambda room=room: not _in_meeting(coordinator, room, meeting), 10, f"{room} to leave")
+    # Every room acknowledges its leave command, and the coordinator expects those answers like a join's.
+    wait_for(lambda: coordinator.log.read_text().count("confirmed it left") == len(ROOMS), 10, "the leave answers")
     after = coordinator.metrics()
     assert sample(after, "phonghop_room_in_meeting", room="tdp-01", meeting=str(meeting)) is None
     assert _up(after, "tdp-01") == 1
+    errors = [key for key in after if key[0] == "phonghop_control_errors_total"]
+    assert errors == [], errors
+    warnings = [line for line in coordinator.log.read_text().splitlines() if " WARNING " in line]
+    assert [w for w in warnings if "operator token" not in w] == []
 
 
 def test_killed_agent_goes_down_and_rejoins(coordinator: Coordinator, start_agent: Callable[..., Agent]) -> None:
@@ -123,8 +133,8 @@ def test_coordinator_restart_mid_meeting_loses_nothing(
 
     for sig in (signal.SIGTERM, signal.SIGKILL):
         coordinator.stop(sig)
-        restarted = time.monotonic()
         coordinator.start()
+        restarted = time.monotonic()  # serving again
         for room in ROOMS:
             wait_for(lambda room=room: _in_meeting(coordinator, room, meeting), 10, f"{room} back after {sig!r}")
         assert time.monotonic() - restarted < 10

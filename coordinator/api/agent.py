@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 from coordinator.auth import RoomItself
 from coordinator.errors import ApiError
 from coordinator.media.echo import EchoBusy, Echoes
-from coordinator.meetings import expected_rooms, timing_of
 from coordinator.models import utcnow
-from coordinator.schedule import next_start
+from coordinator.recurrence import next_start
+from coordinator.schedule import expected_rooms, timing_of
 from coordinator.services import Svc
 
 router = APIRouter(prefix="/api/v1/rooms", tags=["agent"])

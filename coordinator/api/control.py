@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from coordinator.auth import room_refusal
+from coordinator.connections import Connection
 from coordinator.errors import error_body
-from coordinator.live import Connection
 from coordinator.services import Services
 from phonghop.protocol import CLOSE_RESTART, Error, Welcome, agent_message, explain
 
@@ -50,8 +50,7 @@ async def control_channel(websocket: WebSocket, room_id: str) -> None:
         await websocket.close(code=1000, reason="probe done")
         return
     conn = Connection(room_id, websocket)
-    hub = services.hub
-    await hub.attach(conn)
+    await services.connections.attach(conn)
     reason = "connection closed"
     limit = services.settings.max_message_bytes
     try:
@@ -77,7 +76,7 @@ async def control_channel(websocket: WebSocket, room_id: str) -> None:
                 except ValidationError as exc:
                     problem = ("invalid", explain(exc))
                 else:
-                    complaint = await hub.on_message(conn, parsed)
+                    complaint = await services.dispatch.handle(conn, parsed)
                     if complaint is not None:
                         problem = (complaint.code, complaint.message)
             if problem is not None:
@@ -89,4 +88,4 @@ async def control_channel(websocket: WebSocket, room_id: str) -> None:
         reason = f"connection error: {exc.__class__.__name__}"
         log.info("room %s: control channel error: %r", room_id, exc)
     finally:
-        await hub.detach(conn, reason)
+        await services.connections.detach(conn, reason)

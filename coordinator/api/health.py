@@ -31,7 +31,7 @@ async def readyz(services: Svc) -> JSONResponse:
         {
             "status": "ready",
             "rooms": len(services.registry.rooms),
-            "meetings_running": len(services.hub.meetings),
+            "meetings_running": len(services.live.meetings),
         }
     )
 

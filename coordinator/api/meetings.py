@@ -9,9 +9,9 @@ from fastapi import APIRouter, Response, status
 from coordinator.auth import Operator
 from coordinator.errors import ApiError
 from coordinator.ical import calendar_feed
-from coordinator.meetings import expected_rooms, timing_of
 from coordinator.models import Meeting
-from coordinator.schedule import next_start
+from coordinator.recurrence import next_start
+from coordinator.schedule import expected_rooms, timing_of
 from coordinator.schemas import (
     AttendanceOut,
     FloorOut,
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/v1/meetings", tags=["meetings"])
 
 
 def _out(services: Services, meeting: Meeting) -> MeetingOut:
-    active = services.hub.meetings.get(meeting.id)
+    active = services.live.meetings.get(meeting.id)
     running = None
     if active is not None:
         running = Running(
@@ -94,7 +94,7 @@ async def update_meeting(meeting_id: int, body: MeetingPatch, services: Svc) -> 
 @router.delete("/{meeting_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Operator])
 async def delete_meeting(meeting_id: int, services: Svc) -> None:
     await services.schedule.delete(meeting_id)
-    await services.hub.stop(meeting_id, "meeting deleted")
+    await services.live.stop(meeting_id, "meeting deleted")
 
 
 @router.post("/{meeting_id}/start", dependencies=[Operator])
@@ -137,7 +137,7 @@ async def occurrences(meeting_id: int, services: Svc) -> list[OccurrenceOut]:
 
 
 def _running(services: Services, meeting_id: int) -> None:
-    if meeting_id not in services.hub.meetings:
+    if meeting_id not in services.live.meetings:
         raise ApiError(
             409,
             "meeting_not_running",
@@ -146,7 +146,7 @@ def _running(services: Services, meeting_id: int) -> None:
 
 
 def _floor(services: Services, meeting_id: int) -> FloorOut:
-    active = services.hub.meetings[meeting_id]
+    active = services.live.meetings[meeting_id]
     speaker = active.router.speaker.current
     return FloorOut(meeting=meeting_id, floor=active.floor, hands=list(active.hands), speaker=speaker)
 
@@ -162,7 +162,7 @@ async def get_floor(meeting_id: int, services: Svc) -> FloorOut:
 async def give_floor(meeting_id: int, body: FloorRequest, services: Svc) -> FloorOut:
     await services.schedule.get(meeting_id)
     _running(services, meeting_id)
-    active = services.hub.meetings[meeting_id]
+    active = services.live.meetings[meeting_id]
     if body.room not in active.expected:
         raise ApiError(
             422,
@@ -170,7 +170,7 @@ async def give_floor(meeting_id: int, body: FloorRequest, services: Svc) -> Floo
             f"room {body.room!r} is not invited to meeting {meeting_id}; invite it first",
             {"room": "not invited to this meeting"},
         )
-    await services.hub.set_floor(meeting_id, body.room)
+    await services.live.set_floor(meeting_id, body.room)
     return _floor(services, meeting_id)
 
 
@@ -178,7 +178,7 @@ async def give_floor(meeting_id: int, body: FloorRequest, services: Svc) -> Floo
 async def take_floor(meeting_id: int, services: Svc) -> FloorOut:
     await services.schedule.get(meeting_id)
     _running(services, meeting_id)
-    await services.hub.set_floor(meeting_id, None)
+    await services.live.set_floor(meeting_id, None)
     return _floor(services, meeting_id)
 
 
@@ -187,13 +187,13 @@ async def mute_room(meeting_id: int, room_id: str, services: Svc) -> None:
     """Stop forwarding the room's sound to the others (its picture still goes out)."""
     await services.schedule.get(meeting_id)
     _running(services, meeting_id)
-    if room_id not in services.hub.meetings[meeting_id].expected:
+    if room_id not in services.live.meetings[meeting_id].expected:
         raise ApiError(422, "room_not_invited", f"room {room_id!r} is not invited to meeting {meeting_id}")
-    services.hub.set_muted(meeting_id, room_id, True)
+    services.live.set_muted(meeting_id, room_id, True)
 
 
 @router.delete("/{meeting_id}/muted/{room_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Operator])
 async def unmute_room(meeting_id: int, room_id: str, services: Svc) -> None:
     await services.schedule.get(meeting_id)
     _running(services, meeting_id)
-    services.hub.set_muted(meeting_id, room_id, False)
+    services.live.set_muted(meeting_id, room_id, False)

@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from coordinator.auth import Operator
-from coordinator.meetings import expected_rooms, timing_of
 from coordinator.models import utcnow
-from coordinator.schedule import next_start
+from coordinator.recurrence import next_start
+from coordinator.schedule import expected_rooms, timing_of
 from coordinator.services import Svc
 
 router = APIRouter(prefix="/api/v1/meetings", tags=["readiness"])
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/v1/meetings", tags=["readiness"])
 async def meeting_readiness(meeting_id: int, services: Svc) -> dict[str, Any]:
     """Each invited room's latest self-test for the meeting (``ready`` null: not checked yet)."""
     meeting = await services.schedule.get(meeting_id)
-    results = {r.room: r for r in services.readiness.for_meeting(meeting_id)}
+    results = {r.room: r for r in services.readiness.store.for_meeting(meeting_id)}
     upcoming = next_start(timing_of(meeting), utcnow())
     rooms = sorted(expected_rooms(meeting, services.registry) | set(results))
     return {

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from coordinator.auth import Operator
+from coordinator.connections import RoomOffline
 from coordinator.errors import ApiError
-from coordinator.live import RoomOffline
 from coordinator.registry import RoomExists, RoomNotFound, RoomRecord
 from coordinator.schemas import CommandRequest, CommandResult, MediaOut, RoomEnroll, RoomOut, RoomPatch, RoomWithToken
 from coordinator.services import Services, Svc
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1/rooms", tags=["rooms"])
 
 
 def _media(services: Services, room_id: str) -> MediaOut | None:
-    conn = services.hub.connections.get(room_id)
+    conn = services.connections.get(room_id)
     status = conn.media_status if conn is not None else None
     if status is None:
         return None
@@ -30,10 +30,10 @@ def _media(services: Services, room_id: str) -> MediaOut | None:
 
 
 def _out(services: Services, record: RoomRecord) -> RoomOut:
-    meeting = services.hub.meeting_with(record.id)
+    meeting = services.live.meeting_with(record.id)
     return RoomOut(
         **record.public(),
-        up=services.hub.is_up(record.id),
+        up=services.connections.is_up(record.id),
         meeting=meeting.meeting_id if meeting else None,
         media=_media(services, record.id),
     )
@@ -86,7 +86,7 @@ async def update_room(room_id: str, body: RoomPatch, services: Svc) -> RoomOut:
 async def reissue_token(room_id: str, services: Svc) -> RoomWithToken:
     _record(services, room_id)
     record, token = await services.registry.rotate_token(room_id)
-    await services.hub.token_reissued(room_id)
+    await services.connections.token_reissued(room_id)
     return RoomWithToken(**_out(services, record).model_dump(), token=token)
 
 
@@ -95,7 +95,7 @@ async def send_command(room_id: str, body: CommandRequest, services: Svc) -> Com
     """Ask the room's agent to run its self-test or to re-read its config, and wait for its answer."""
     _record(services, room_id)
     try:
-        ack = await services.hub.ask(room_id, body.action, body.timeout_seconds)
+        ack = await services.connections.ask(room_id, body.action, body.timeout_seconds)
     except RoomOffline:
         raise ApiError(409, "room_offline", f"room {room_id} is not connected; check its laptop and link") from None
     except TimeoutError:
@@ -108,6 +108,7 @@ async def send_command(room_id: str, body: CommandRequest, services: Svc) -> Com
 @router.delete("/{room_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Operator])
 async def remove_room(room_id: str, services: Svc) -> None:
     _record(services, room_id)
-    await services.hub.room_removed(room_id)
+    services.live.room_removed(room_id)
+    await services.connections.room_removed(room_id)
     services.screens.forget(room_id)
     await services.registry.remove(room_id)

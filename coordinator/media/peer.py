@@ -82,7 +82,7 @@ class _Placeholder(MediaStreamTrack):
 
 
 @dataclass
-class Quality:
+class LinkStats:
     rtt: float | None = None
     loss_in: float | None = None
     loss_out: float | None = None
@@ -108,7 +108,7 @@ class RoomPeer:
         self.receivers: dict[str, RTCRtpReceiver] = {}
         self.remote_ssrc: dict[str, int] = {}
         self.last_heard = 0.0
-        self.quality = Quality()
+        self.quality = LinkStats()
         self._on_packet = on_packet
         self._on_keyframe_request = on_keyframe_request
         self._on_closed = on_closed
@@ -199,7 +199,7 @@ class RoomPeer:
                 self._loss_counts[ssrc] = (received, lost_now)
                 lost += max(0, lost_now - before[1])
                 expected += max(0, received - before[0]) + max(0, lost_now - before[1])
-        self.quality = Quality(
+        self.quality = LinkStats(
             rtt=max(rtts) if rtts else self.quality.rtt,
             loss_in=lost / expected if expected else 0.0,
             loss_out=max(out_losses) if out_losses else self.quality.loss_out,

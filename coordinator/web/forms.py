@@ -1,6 +1,6 @@
 """The meeting form: browser fields to the schedule's body and back, and the schedule's errors to fields.
 
-The rules themselves live in ``coordinator.schemas`` and ``coordinator.meetings``;
+The rules themselves live in ``coordinator.schemas`` and ``coordinator.schedule``;
 this module only translates: weekday boxes to an RRULE, a start and an end
 time to a duration, and each refusal to the form field it belongs to, in Vietnamese.
 """

@@ -1,7 +1,7 @@
 """What happened to each room over time: control-channel ups and downs, and its last self-test.
 
-The hub reports events here (it is the hub's observer); the room page reads
-the outage list and the 30-day uptime back.
+The rooms' connections report events here (it is one of their listeners);
+the room page reads the outage list and the 30-day uptime back.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from coordinator.connections import PendingCommand
 from coordinator.database import AsyncSession
 from coordinator.models import Attendance, Meeting, Occurrence, PresenceEvent, SelfTest, utcnow
 from coordinator.registry import Registry
@@ -76,7 +77,7 @@ def outages(events: list[PresenceEvent]) -> list[Outage]:
 
 
 class History:
-    """The hub's observer, and the reader of what it stored."""
+    """Listens to the rooms' connections, and reads back what it stored."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -91,7 +92,13 @@ class History:
     async def room_disconnected(self, room_id: str, reason: str) -> None:
         await self._add(room_id, False, reason[:200])
 
-    async def check_answered(self, room_id: str, ack: Ack) -> None:
+    async def room_ready(self, room_id: str) -> None:
+        pass
+
+    async def room_answered(self, command: PendingCommand, ack: Ack) -> None:
+        if command.action != "run_check":
+            return
+        room_id = command.room
         async with self._sessions() as session, session.begin():
             row = await session.get(SelfTest, room_id)
             if row is None:

@@ -73,5 +73,5 @@ async def start(services: Services) -> WebState:
     sessions = make_sessionmaker(services.engine)
     history = History(sessions)
     await history.close_dangling(services.registry)
-    services.hub.observer = history
+    services.connections.listeners.append(history)
     return WebState(users=Users(sessions), history=history)

@@ -25,7 +25,7 @@ DEVICE_LABELS = {"camera": "Camera", "microphone": "Micrô", "speaker": "Loa", "
 ROLE_LABELS = {"operator": "vận hành", "viewer": "chỉ xem"}
 WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ nhật")
 
-# The hub and the agents word their reasons in English for the logs; the pages say them in Vietnamese.
+# The coordinator and the agents word their reasons in English for the logs; the pages say them in Vietnamese.
 _REASONS = (
     ("no heartbeat", "mất tín hiệu định kỳ (heartbeat)"),
     ("agent disconnected", "máy phòng ngắt kết nối"),

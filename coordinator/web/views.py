@@ -1,21 +1,21 @@
-"""What the pages show, gathered from the live state (hub, registry, screens) into plain rows."""
+"""What the pages show, gathered from the live state (connections, meetings, registry, screens) into plain rows."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from coordinator.live import ActiveMeeting
+from coordinator.live_meetings import ActiveMeeting
 from coordinator.registry import RoomRecord
 from coordinator.services import Services
-from coordinator.web.readiness import Readiness, readiness_of
+from coordinator.web.readiness import ReadinessMark, readiness_of
 from phonghop.identity import ROOM_GROUPS
 from phonghop.protocol import DEVICE_NAMES
 from phonghop.testpattern import room_with_code
 
 
 @dataclass(frozen=True)
-class Quality:
+class QualityRow:
     rtt_ms: float | None
     loss_in_pct: float | None
     loss_out_pct: float | None
@@ -36,9 +36,9 @@ class RoomRow:
     meeting: ActiveMeeting | None
     in_meeting: bool
     devices: list[tuple[str, bool | None]]
-    quality: Quality | None
+    quality: QualityRow | None
     last_seen: datetime | None
-    readiness: Readiness | None
+    readiness: ReadinessMark | None
     receives: str | None  # room on its TV, read from the test-source code ([media] decode = true)
 
 
@@ -56,17 +56,17 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else value * 1000
 
 
-def quality_of(services: Services, room_id: str) -> Quality | None:
-    for meeting in services.hub.meetings.values():
+def quality_of(services: Services, room_id: str) -> QualityRow | None:
+    for meeting in services.live.meetings.values():
         peer = meeting.router.peers.get(room_id)
         if peer is not None:
             q = peer.quality
-            return Quality(_ms(q.rtt), _pct(q.loss_in), _pct(q.loss_out), _ms(q.jitter))
+            return QualityRow(_ms(q.rtt), _pct(q.loss_in), _pct(q.loss_out), _ms(q.jitter))
     return None
 
 
 def receives(services: Services, room_id: str) -> str | None:
-    conn = services.hub.connections.get(room_id)
+    conn = services.connections.get(room_id)
     status = conn.media_status if conn is not None else None
     if status is None or status.program_code is None:
         return None
@@ -74,13 +74,12 @@ def receives(services: Services, room_id: str) -> str | None:
 
 
 def room_row(services: Services, record: RoomRecord) -> RoomRow:
-    hub = services.hub
-    meeting = hub.meeting_with(record.id)
+    meeting = services.live.meeting_with(record.id)
     return RoomRow(
         id=record.id,
         name=record.name,
         group=record.group,
-        up=hub.is_up(record.id),
+        up=services.connections.is_up(record.id),
         meeting=meeting,
         in_meeting=meeting is not None and meeting.in_meeting(record.id),
         devices=[(name, record.devices.get(name)) for name in DEVICE_NAMES],

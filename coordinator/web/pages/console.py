@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from coordinator.errors import ApiError
-from coordinator.live import ActiveMeeting
-from coordinator.meetings import expected_rooms, timing_of
-from coordinator.schedule import next_start
+from coordinator.live_meetings import ActiveMeeting
+from coordinator.recurrence import next_start
+from coordinator.schedule import expected_rooms, timing_of
 from coordinator.services import Services, Svc
 from coordinator.web.pages.schedule import _meeting
 from coordinator.web.security import Changer, Refused, Viewer
@@ -23,7 +23,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _running(services: Services, meeting_id: int) -> ActiveMeeting:
-    active = services.hub.meetings.get(meeting_id)
+    active = services.live.meetings.get(meeting_id)
     if active is None:
         raise Refused("Cuộc họp này không diễn ra lúc này.", status=409)
     return active
@@ -46,7 +46,7 @@ async def console(
     request: Request, meeting_id: int, services: Svc, user: Viewer, fragment: bool = False
 ) -> HTMLResponse:
     meeting = await _meeting(services, meeting_id)
-    active = services.hub.meetings.get(meeting_id)
+    active = services.live.meetings.get(meeting_id)
     now = datetime.now(UTC)
     rooms = console_rooms(services, active) if active is not None else []
     return render(
@@ -71,7 +71,7 @@ async def console(
 async def give_floor(request: Request, meeting_id: int, services: Svc, user: Changer) -> RedirectResponse:
     active = _running(services, meeting_id)
     room = await _room_field(request, active)
-    await services.hub.set_floor(meeting_id, room)
+    await services.live.set_floor(meeting_id, room)
     log.info("web user %s gave the floor of meeting %s to %s", user.name, meeting_id, room)
     return _back(meeting_id, f"Đã trao lời cho phòng {room}.", request)
 
@@ -79,7 +79,7 @@ async def give_floor(request: Request, meeting_id: int, services: Svc, user: Cha
 @router.post("/cuoc-hop/{meeting_id}/lay-loi")
 async def take_floor(request: Request, meeting_id: int, services: Svc, user: Changer) -> RedirectResponse:
     _running(services, meeting_id)
-    await services.hub.set_floor(meeting_id, None)
+    await services.live.set_floor(meeting_id, None)
     log.info("web user %s took the floor of meeting %s back to the chair", user.name, meeting_id)
     return _back(meeting_id, "Đã lấy lại lời về phòng chủ trì.", request)
 
@@ -89,7 +89,7 @@ async def mute(request: Request, meeting_id: int, services: Svc, user: Changer) 
     active = _running(services, meeting_id)
     room = await _room_field(request, active)
     muted = (await request.form()).get("muted") == "1"
-    services.hub.set_muted(meeting_id, room, muted)
+    services.live.set_muted(meeting_id, room, muted)
     log.info("web user %s %s room %s in meeting %s", user.name, "muted" if muted else "unmuted", room, meeting_id)
     return _back(meeting_id, f"Đã {'tắt' if muted else 'bật'} tiếng phòng {room}.", request)
 

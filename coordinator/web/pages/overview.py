@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from coordinator.meetings import timing_of
-from coordinator.schedule import next_start
+from coordinator.recurrence import next_start
+from coordinator.schedule import timing_of
 from coordinator.services import Svc
 from coordinator.web.security import Viewer
 from coordinator.web.templating import ago, render
@@ -25,7 +25,7 @@ async def overview(request: Request, services: Svc, user: Viewer, fragment: bool
     upcoming = []
     for meeting in await services.schedule.all():
         start = next_start(timing_of(meeting), now)
-        if start is not None and meeting.id not in services.hub.meetings:
+        if start is not None and meeting.id not in services.live.meetings:
             upcoming.append((start, meeting))
     upcoming.sort(key=lambda pair: pair[0])
     return render(
@@ -35,7 +35,7 @@ async def overview(request: Request, services: Svc, user: Viewer, fragment: bool
         groups=groups,
         online=sum(1 for r in rooms if r.up),
         total=len(rooms),
-        running=sorted(services.hub.meetings.values(), key=lambda m: m.started_at),
+        running=sorted(services.live.meetings.values(), key=lambda m: m.started_at),
         upcoming=upcoming[:3],
         ago=lambda value: ago(value, now),
         now=now,

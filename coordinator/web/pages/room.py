@@ -9,7 +9,7 @@ from email.utils import format_datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from coordinator.live import RoomOffline
+from coordinator.connections import RoomOffline
 from coordinator.registry import RoomRecord
 from coordinator.services import Services, Svc
 from coordinator.web.history import UPTIME_WINDOW, outages, uptime
@@ -71,7 +71,7 @@ async def room_screen(room_id: str, services: Svc, user: Viewer) -> Response:
 async def run_check(request: Request, room_id: str, services: Svc, user: Changer) -> RedirectResponse:
     _record(services, room_id)
     try:
-        ack = await services.hub.ask(room_id, "run_check", CHECK_TIMEOUT)
+        ack = await services.connections.ask(room_id, "run_check", CHECK_TIMEOUT)
     except RoomOffline:
         message = f"Phòng {room_id} đang mất kết nối; không chạy được tự kiểm tra."
     except TimeoutError:

@@ -10,9 +10,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from coordinator.errors import ApiError
-from coordinator.meetings import expected_rooms, timing_of
 from coordinator.models import Meeting
-from coordinator.schedule import next_start
+from coordinator.recurrence import next_start
+from coordinator.schedule import expected_rooms, timing_of
 from coordinator.schemas import MeetingCreate, MeetingPatch
 from coordinator.services import Services, Svc
 from coordinator.web.forms import DAY_CODES, MeetingForm, describe_rrule, schedule_errors, validation_errors
@@ -43,7 +43,7 @@ async def schedule_list(request: Request, services: Svc, user: Viewer) -> HTMLRe
                 "when": describe_rrule(meeting.rrule, meeting.start, zone),
                 "minutes": meeting.duration_seconds // 60,
                 "next": next_start(timing_of(meeting), now),
-                "running": meeting.id in services.hub.meetings,
+                "running": meeting.id in services.live.meetings,
                 "rooms": len(expected_rooms(meeting, services.registry)),
             }
         )
@@ -136,7 +136,7 @@ async def update_meeting(request: Request, meeting_id: int, services: Svc, user:
 async def cancel_meeting(request: Request, meeting_id: int, services: Svc, user: Changer) -> RedirectResponse:
     meeting = await _meeting(services, meeting_id)
     await services.schedule.delete(meeting_id)
-    await services.hub.stop(meeting_id, "meeting deleted")
+    await services.live.stop(meeting_id, "meeting deleted")
     log.info("web user %s cancelled meeting %s", user.name, meeting_id)
     request.session["flash"] = f"Đã hủy cuộc họp “{meeting.title}”."
     return RedirectResponse("/lich-hop", status_code=303)

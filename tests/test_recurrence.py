@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coordinator.schedule import RecurrenceError, Timing, current_start, next_start, parse_rrule
+from coordinator.recurrence import RecurrenceError, Timing, current_start, next_start, parse_rrule
 
 VN = "Asia/Ho_Chi_Minh"
 # Monday 23 Nov 2026, 07:30 in Vietnam (UTC+7) is 00:30 UTC.

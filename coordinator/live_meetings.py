@@ -1,0 +1,271 @@
+"""Running meetings: who should be in each, who is, the floor, raised hands and mute.
+
+This is the one place that decides a room's duty (the meeting it should be
+in) and tells the room. It reaches rooms only through :class:`RoomChannels`
+(send a message, send a command), never a socket, and hears about them as a
+:class:`coordinator.connections.RoomListener`. Everything runs on the event
+loop; loops over shared state iterate over copies because every ``await``
+lets another event change it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from coordinator.attendance import AttendanceBook
+from coordinator.connections import PendingCommand
+from coordinator.media.peer import OfferError
+from coordinator.media.router import MediaCounters, MeetingRouter
+from coordinator.models import Meeting, Occurrence, utcnow
+from phonghop.protocol import Ack, Action, Answer, Error, Floor, MeetingRef, Offer, Publish
+
+log = logging.getLogger(__name__)
+
+
+class RoomChannels(Protocol):
+    """What the meetings need of the rooms' control channels."""
+
+    def greeted(self, room_id: str) -> bool: ...
+
+    async def send(self, room_id: str, message: BaseModel) -> bool: ...
+
+    async def command(self, room_id: str, action: Action, meeting: MeetingRef | None = None) -> bool: ...
+
+
+@dataclass
+class ActiveMeeting:
+    """A running occurrence. Chair, mode and floor live in its router, which routes by them."""
+
+    occurrence_id: int
+    meeting_id: int
+    title: str
+    started_at: datetime
+    ends_at: datetime
+    expected: set[str]
+    router: MeetingRouter
+    joined: set[str] = field(default_factory=set)
+    hands: list[str] = field(default_factory=list)  # raised hands, first come first
+
+    @property
+    def chair(self) -> str:
+        return self.router.chair
+
+    @property
+    def mode(self) -> str:
+        return self.router.mode
+
+    @property
+    def floor(self) -> str | None:
+        return self.router.floor
+
+    def in_meeting(self, room_id: str) -> bool:
+        """Joined, and its media is flowing."""
+        return room_id in self.joined and self.router.flowing(room_id)
+
+    def ref(self) -> MeetingRef:
+        return MeetingRef(
+            id=self.meeting_id,
+            occurrence=self.occurrence_id,
+            title=self.title,
+            chair=self.chair,
+            mode=self.mode,
+        )
+
+
+class LiveMeetings:
+    def __init__(self, channels: RoomChannels, book: AttendanceBook) -> None:
+        self._channels = channels
+        self.book = book
+        self.meetings: dict[int, ActiveMeeting] = {}
+        self.media_counters = MediaCounters()
+        self._told: dict[str, int | None] = {}  # room -> meeting id of the last join sent (None: leave)
+        self._background: set[asyncio.Future[bool]] = set()
+
+    # --- queries ------------------------------------------------------------
+
+    def duty_of(self, room_id: str) -> ActiveMeeting | None:
+        """The meeting the room should be in: the earliest started that invites it."""
+        candidates = [m for m in self.meetings.values() if room_id in m.expected]
+        return min(candidates, key=lambda m: m.started_at) if candidates else None
+
+    def meeting_with(self, room_id: str) -> ActiveMeeting | None:
+        return next((m for m in self.meetings.values() if room_id in m.joined), None)
+
+    # --- what rooms do (RoomListener) -------------------------------------------
+
+    async def room_connected(self, room_id: str) -> None:
+        self._told.pop(room_id, None)
+
+    async def room_ready(self, room_id: str) -> None:
+        self._told.pop(room_id, None)
+        await self._update_duty(room_id)
+
+    async def room_disconnected(self, room_id: str, reason: str) -> None:
+        self._told.pop(room_id, None)
+        for meeting in list(self.meetings.values()):
+            await self._leave(meeting, room_id, reason)
+
+    async def room_answered(self, command: PendingCommand, ack: Ack) -> None:
+        if command.action == "leave" and ack.ok:
+            log.info("room %s: confirmed it left its meeting", command.room)
+        if command.action != "join" or not ack.ok or command.meeting_id is None:
+            return
+        meeting = self.meetings.get(command.meeting_id)
+        room_id = command.room
+        if meeting is None or self._told.get(room_id) != meeting.meeting_id or room_id in meeting.joined:
+            return
+        meeting.joined.add(room_id)
+        await self.book.joined(meeting.occurrence_id, room_id, utcnow())
+        log.info("room %s: joined meeting %s (%s)", room_id, meeting.meeting_id, meeting.title)
+
+    async def offer(self, room_id: str, offer: Offer) -> Error | None:
+        meeting = self.meeting_with(room_id)
+        if meeting is None or meeting.occurrence_id != offer.occurrence:
+            return Error(
+                code="bad_offer",
+                message=f"room {room_id} is not in meeting occurrence {offer.occurrence}; offer after a join command",
+            )
+        try:
+            sdp = await meeting.router.add(room_id, offer.sdp)
+        except OfferError as exc:
+            return Error(code="bad_offer", message=str(exc))
+        await self._channels.send(room_id, Answer(occurrence=offer.occurrence, sdp=sdp))
+        log.info("room %s: media offer for meeting %s answered", room_id, meeting.meeting_id)
+        return None
+
+    def hand(self, room_id: str, raised: bool) -> Error | None:
+        meeting = self.meeting_with(room_id)
+        if meeting is None:
+            return Error(code="not_in_meeting", message="a hand can be raised only during a meeting")
+        if raised and room_id not in meeting.hands and room_id != meeting.floor:
+            meeting.hands.append(room_id)
+            log.info("room %s raised its hand in meeting %s", room_id, meeting.meeting_id)
+        elif not raised and room_id in meeting.hands:
+            meeting.hands.remove(room_id)
+        return None
+
+    async def give_floor(self, room_id: str, target: str | None) -> Error | None:
+        """The chair room gives the floor (or takes it back)."""
+        meeting = self.meeting_with(room_id)
+        if meeting is None or meeting.chair != room_id:
+            return Error(code="not_chair", message="only the chair room of a running meeting can give the floor")
+        if target is not None and target not in meeting.expected:
+            return Error(code="not_invited", message=f"room {target} is not invited to this meeting")
+        await self.set_floor(meeting.meeting_id, target)
+        return None
+
+    # --- what the schedule and the operator do ----------------------------------
+
+    async def start(self, meeting: Meeting, occurrence: Occurrence, expected: set[str]) -> ActiveMeeting:
+        active = ActiveMeeting(
+            occurrence_id=occurrence.id,
+            meeting_id=meeting.id,
+            title=meeting.title,
+            started_at=occurrence.started_at,
+            ends_at=occurrence.ends_at,
+            expected=expected,
+            router=MeetingRouter(
+                occurrence.id, meeting.chair_room, meeting.mode, self.media_counters, self._tell_publish
+            ),
+        )
+        active.router.set_floor(occurrence.floor_room)
+        self.meetings[meeting.id] = active
+        log.info(
+            "meeting %s (%s) running until %s, %d rooms invited",
+            meeting.id,
+            meeting.title,
+            active.ends_at.isoformat(),
+            len(expected),
+        )
+        await self._update_duties(expected)
+        return active
+
+    async def stop(self, meeting_id: int, reason: str) -> None:
+        active = self.meetings.pop(meeting_id, None)
+        if active is None:
+            return
+        await self.book.end_occurrence(active.occurrence_id, utcnow())
+        await active.router.close()
+        log.info("meeting %s (%s) ended: %s", meeting_id, active.title, reason)
+        active.joined.clear()
+        await self._update_duties(active.expected)
+
+    async def set_expected(self, meeting_id: int, expected: set[str]) -> None:
+        active = self.meetings[meeting_id]
+        changed = active.expected ^ expected
+        if changed:
+            active.expected = expected
+            await self._update_duties(changed)
+
+    def room_removed(self, room_id: str) -> None:
+        for meeting in self.meetings.values():
+            meeting.expected.discard(room_id)
+
+    async def set_floor(self, meeting_id: int, room_id: str | None) -> None:
+        active = self.meetings[meeting_id]
+        if room_id in active.hands:
+            active.hands.remove(room_id)
+        active.router.set_floor(room_id)
+        await self.book.set_floor(active.occurrence_id, room_id)
+        log.info("meeting %s: floor %s", meeting_id, f"given to {room_id}" if room_id else "back to the chair")
+        message = Floor(meeting=meeting_id, room=room_id)
+        for room in sorted(active.joined):
+            await self._channels.send(room, message)
+
+    def set_muted(self, meeting_id: int, room_id: str, muted: bool) -> None:
+        """A muted room's sound is not forwarded to anyone (its picture still is)."""
+        self.meetings[meeting_id].router.set_muted(room_id, muted)
+        log.info("meeting %s: room %s %s", meeting_id, room_id, "muted" if muted else "unmuted")
+
+    async def shutdown(self) -> None:
+        for meeting in list(self.meetings.values()):
+            for room in sorted(meeting.joined):
+                await self.book.left(meeting.occurrence_id, room, utcnow(), "coordinator stopped")
+            meeting.joined.clear()
+            await meeting.router.close()
+
+    # --- duty ---------------------------------------------------------------
+
+    def _tell_publish(self, room_id: str, video: bool, audio: bool) -> None:
+        task = asyncio.ensure_future(self._channels.send(room_id, Publish(video=video, audio=audio)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _update_duties(self, rooms: Iterable[str]) -> None:
+        for room in sorted(rooms):
+            await self._update_duty(room)
+
+    async def _update_duty(self, room_id: str) -> None:
+        """Send join or leave so that the room ends up in the meeting it should be in."""
+        if not self._channels.greeted(room_id):
+            return
+        duty = self.duty_of(room_id)
+        current = self.meeting_with(room_id)
+        if current is not None and current is not duty:
+            await self._leave(current, room_id, "no longer invited")
+        wanted = duty.meeting_id if duty is not None else None
+        if self._told.get(room_id) == wanted:
+            return  # a room that just said hello and has no duty needs no leave either
+        self._told[room_id] = wanted
+        if duty is None:
+            await self._channels.command(room_id, "leave")
+            return
+        await self._channels.command(room_id, "join", duty.ref())
+        if duty.floor is not None:
+            await self._channels.send(room_id, Floor(meeting=duty.meeting_id, room=duty.floor))
+
+    async def _leave(self, meeting: ActiveMeeting, room_id: str, reason: str) -> None:
+        if room_id in meeting.hands:
+            meeting.hands.remove(room_id)
+        await meeting.router.remove(room_id, reason)
+        if room_id in meeting.joined:
+            meeting.joined.discard(room_id)
+            await self.book.left(meeting.occurrence_id, room_id, utcnow(), reason)
+            log.info("room %s: left meeting %s (%s)", room_id, meeting.meeting_id, reason)
