@@ -24,14 +24,14 @@ def postgres() -> Iterator[PostgresServer]:
         server.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture
 def coordinator(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Coordinator]:
-    """A coordinator process on each database backend the project supports."""
+    """A coordinator process on SQLite, or on the backends a test names with ``BOTH_DATABASES``."""
+    backend = getattr(request, "param", "sqlite")
     env = {}
-    if request.param == "postgresql":
+    if backend == "postgresql":
         env["PHONGHOP_DATABASE_URL"] = request.getfixturevalue("postgres").new_database()
     coord = Coordinator(tmp_path / "coordinator", env).start()
-    coord.backend = request.param
     yield coord
     coord.stop()
 

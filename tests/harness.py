@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +28,10 @@ FAST = {
     "PHONGHOP_READINESS_LEAD_SECONDS": "0",
     "PHONGHOP_READINESS_FINAL_LEAD_SECONDS": "0",
 }
+
+
+# For the tests where the database matters (the API, restarts, history): run them on each backend.
+BOTH_DATABASES = pytest.mark.parametrize("coordinator", ["sqlite", "postgresql"], indirect=True)
 
 
 def free_port() -> int:
@@ -89,7 +94,6 @@ class Coordinator:
         self.env = {**os.environ, **FAST, "PHONGHOP_DATA_DIR": str(data_dir), **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "coordinator.log"
-        self.backend = "sqlite"
         self.database_url = self.env.get("PHONGHOP_DATABASE_URL") or f"sqlite:///{data_dir / 'coordinator.db'}"
 
     def start(self) -> Coordinator:

@@ -9,8 +9,9 @@ from icalendar import Calendar
 from sqlalchemy import create_engine, text
 
 from coordinator.database import sync_url
-from tests.harness import Coordinator
+from tests.harness import BOTH_DATABASES, Coordinator
 
+pytestmark = BOTH_DATABASES
 
 def _error(response) -> dict:  # type: ignore[no-untyped-def]
     body = response.json()

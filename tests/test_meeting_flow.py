@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.harness import Agent, Coordinator, Samples, free_port, sample, wait_for
+from tests.harness import BOTH_DATABASES, Agent, Coordinator, Samples, free_port, sample, wait_for
 
 ROOMS = {"ubnd": "hall", "tdp-01": "residential_group", "th-phong-son": "school"}
 
@@ -119,6 +119,7 @@ def test_frozen_agent_misses_heartbeats_and_recovers(
     wait_for(lambda: _up(coordinator.metrics(), "tdp-01") == 1, 10, "tdp-01 up after thawing")
 
 
+@BOTH_DATABASES
 def test_coordinator_restart_mid_meeting_loses_nothing(
     coordinator: Coordinator, start_agent: Callable[..., Agent]
 ) -> None:

@@ -6,8 +6,10 @@ import re
 import signal
 from collections.abc import Callable
 
-from tests.harness import Agent, Coordinator, sample, wait_for
+from tests.harness import BOTH_DATABASES, Agent, Coordinator, sample, wait_for
 from tests.webtools import signed_in
+
+pytestmark = BOTH_DATABASES
 
 PASSWORD = "mat-khau-van-hanh"
 
