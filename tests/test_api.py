@@ -13,6 +13,7 @@ from tests.harness import BOTH_DATABASES, Coordinator
 
 pytestmark = BOTH_DATABASES
 
+
 def _error(response) -> dict:  # type: ignore[no-untyped-def]
     body = response.json()
     assert set(body) == {"error"}, body
