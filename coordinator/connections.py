@@ -256,12 +256,13 @@ class Connections:
                 code="unexpected", message=f"no command {ack.command_id!r} is waiting for this room's acknowledgement"
             )
         del self._pending[ack.command_id]
-        if pending.reply is not None and not pending.reply.done():
-            pending.reply.set_result(ack)
         if not ack.ok:
             log.warning("room %s: command %s (%s) failed: %s", conn.room_id, ack.command_id, pending.action, ack.detail)
+        # The listeners first: whoever waits for the answer then finds it stored.
         for listener in list(self.listeners):
             await listener.room_answered(pending, ack)
+        if pending.reply is not None and not pending.reply.done():
+            pending.reply.set_result(ack)
         return None
 
     @staticmethod
