@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -53,6 +54,25 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
             last_error = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last_error})")
+
+
+def holds(predicate: Callable[[], Any], seconds: float, what: str, interval: float = 0.2) -> None:
+    """Check that ``predicate`` stays truthy for ``seconds`` (for what must not happen); fail at the first lapse."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert predicate(), f"{what} stopped holding after {seconds - (deadline - time.monotonic()):.1f} s"
+        time.sleep(interval)
+
+
+async def until(predicate: Callable[[], Any], within: float, what: str, interval: float = 0.05) -> Any:
+    """``wait_for`` for tests that run their peers on the test's own event loop."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {within} s waiting for {what}")
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -11,7 +11,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from phonghop.protocol import CLOSE_REPLACED, CLOSE_TOKEN_REISSUED
-from tests.harness import Agent, Coordinator, sample, wait_for
+from tests.harness import Agent, Coordinator, sample, until, wait_for
 
 HELLO = json.dumps({"type": "hello", "version": "test", "devices": {"camera": True}})
 
@@ -107,8 +107,11 @@ async def test_second_connection_replaces_the_first(coordinator: Coordinator) ->
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == CLOSE_REPLACED
             await second.send('{"type": "heartbeat"}')
-            await asyncio.sleep(0.3)
-            assert sample(coordinator.metrics(), "phonghop_room_up", room="tdp-01", group="residential_group") == 1
+            assert await until(
+                lambda: sample(coordinator.metrics(), "phonghop_room_up", room="tdp-01", group="residential_group"),
+                5,
+                "tdp-01 up on its second connection",
+            )
     assert "replaces the one from" in coordinator.log.read_text()
 
 
@@ -155,7 +158,7 @@ async def test_a_room_answers_only_its_own_commands(coordinator: Coordinator) ->
         await a.send(json.dumps({"type": "ack", "command_id": command_id}))
         assert "no command" in str((await _reply(a))["message"])
         await b.send(json.dumps({"type": "ack", "command_id": command_id}))
-        await asyncio.to_thread(wait_for, lambda: _joined(coordinator, meeting) == ["tdp-02"], 5, "tdp-02 joined")
+        await until(lambda: _joined(coordinator, meeting) == ["tdp-02"], 5, "tdp-02 joined")
 
         # The operator's self-test command to tdp-02 is answered by tdp-02 alone.
         with coordinator.api() as api:
