@@ -134,7 +134,7 @@ class SelfTest(Base):
 
 
 class ReadinessCheck(Base):
-    """A room's self-test result before one scheduled start of a meeting (issue 4's readiness check)."""
+    """A room's self-test result before one scheduled start of a meeting (the readiness check)."""
 
     __tablename__ = "readiness_checks"
 
