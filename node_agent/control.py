@@ -90,12 +90,21 @@ class ControlClient:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Stay connected until ``stop`` is set."""
-        while not stop.is_set():
-            pause = await self._connect_once(stop)
-            if pause:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=pause)
+        """Stay connected until ``stop`` is set (an open session closes itself; dialling is abandoned)."""
+        stopping = asyncio.create_task(stop.wait(), name="control-stop")
+        try:
+            while not stop.is_set():
+                connecting = asyncio.create_task(self._connect_once(stop), name="control-connect")
+                await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not connecting.done() and self._websocket is None:
+                    connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    pause = await connecting
+                    if pause:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), timeout=pause)
+        finally:
+            stopping.cancel()
 
     async def _connect_once(self, stop: asyncio.Event) -> float:
         """One connection, retried until it opens; returns how long to wait before the next."""

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from node_agent.config import AgentConfig
+from node_agent.control import ControlClient
+from node_agent.room import Room
 from phonghop.protocol import CLOSE_REPLACED, CLOSE_TOKEN_REISSUED
-from tests.harness import Agent, Coordinator, sample, wait_for
+from tests.harness import Agent, Coordinator, free_port, sample, wait_for
 
 HELLO = json.dumps({"type": "hello", "version": "test", "devices": {"camera": True}})
 
@@ -125,3 +130,23 @@ async def test_reissued_token_cuts_the_old_one_off(coordinator: Coordinator) -> 
         assert closed.value.rcvd.code == CLOSE_TOKEN_REISSUED
     status, _ = await _refusal(coordinator.ws_url("tdp-01"), old)
     assert status == 401
+
+
+async def test_an_agent_still_dialling_stops_at_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """SIGTERM while the coordinator is unreachable: the agent does not wait for a connection to stop."""
+    (tmp_path / "room.token").write_text("token\n")
+    config = AgentConfig(
+        room="tdp-01",
+        coordinator_url=f"http://127.0.0.1:{free_port()}",
+        token_file=tmp_path / "room.token",
+        reconnect_initial_delay=0.1,
+    )
+    client = ControlClient(config, tmp_path / "agent.toml", Room("tdp-01"))
+    stop = asyncio.Event()
+    running = asyncio.create_task(client.run(stop))
+    caplog.set_level(logging.INFO, logger="websockets.client")
+    while not any("reconnecting" in record.getMessage() for record in caplog.records):
+        assert not running.done()
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(running, 2)
