@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import Agent, Coordinator, sample, wait_for
+from tests.harness import Agent, Coordinator, free_port, sample, wait_for
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -69,7 +69,9 @@ def main() -> None:
         if args.tv:
             extra += "[media]\ndecode = true\n[display]\nenabled = true\nfullscreen = false\n"
             env["SDL_VIDEODRIVER"] = "dummy"
-        room = Agent(coordinator, "tdp-01", coordinator.enroll("tdp-01"), folder / "tdp-01", extra, env=env).start()
+        room = Agent(
+            coordinator, "tdp-01", coordinator.enroll("tdp-01"), folder / "tdp-01", extra, free_port(), env
+        ).start()
         agents.append(room)
         if not args.idle:
             meeting = coordinator.schedule(["tdp-01"])
@@ -104,8 +106,7 @@ def main() -> None:
         cpu = (cpu_seconds(pid) - before_cpu) / (time.monotonic() - before)
         after_bytes = _bytes(coordinator)
         elapsed = time.monotonic() - before
-        with coordinator.api(token=None) as api:
-            media = next(r for r in api.get("/api/v1/rooms").json() if r["id"] == "tdp-01")["media"] or {}
+        program_seen = room.decoded(["ubnd"])[0] if args.tv else None
         print(
             json.dumps(
                 {
@@ -116,7 +117,7 @@ def main() -> None:
                     "rss_mib_peak": round(peak, 1),
                     "sent_kbps": round((after_bytes[0] - before_bytes[0]) * 8 / elapsed / 1000),
                     "received_kbps": round((after_bytes[1] - before_bytes[1]) * 8 / elapsed / 1000),
-                    "program_seen": media.get("program"),
+                    "program_seen": program_seen,
                 }
             ),
             flush=True,

@@ -15,7 +15,7 @@ from node_agent.testsource import TestSource
 
 
 async def join(router: MeetingRouter, room: str, source: TestSource) -> MediaPeer:
-    peer = MediaPeer(router.occurrence, source, False, lambda: None)
+    peer = MediaPeer(router.occurrence, source, False)
     await peer.accept(await router.add(room, await peer.offer()))
     return peer
 

@@ -24,7 +24,7 @@ def _usage() -> str:
 
 
 async def _join(router: MeetingRouter, room: str, source: TestSource) -> MediaPeer:
-    peer = MediaPeer(router.occurrence, source, False, lambda: None)
+    peer = MediaPeer(router.occurrence, source, False)
     await peer.accept(await router.add(room, await peer.offer()))
     return peer
 

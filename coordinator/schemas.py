@@ -46,13 +46,14 @@ class RoomPatch(_Body):
 
 
 class MediaOut(BaseModel):
-    """What the room's agent reports receiving; rooms are read back from test-source codes."""
+    """What the meeting's router sends the room, and whether media arrives there."""
 
-    program_slate: bool = False  # the program room's camera is gone: its agent sends the slate
-
-    receiving: bool
-    program: str | None = Field(default=None, description="room whose test picture the TV shows")
-    audio: list[str | None] = Field(default_factory=list, description="rooms whose test tones play, per slot")
+    receiving: bool = Field(description="the room's agent reports media arriving from the coordinator")
+    program: str | None = Field(default=None, description="room whose picture the router sends on the program slot")
+    audio: list[str | None] = Field(
+        default_factory=list,
+        description="rooms whose sound the router sends on the chair's and the floor's slot (null: nothing)",
+    )
 
 
 class RoomOut(BaseModel):

@@ -13,28 +13,84 @@ import contextlib
 import logging
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from node_agent import systemd
 from node_agent.config import AgentConfig, ConfigError, load_config
 from node_agent.control import ControlClient
 from node_agent.media import MediaManager, Sinks
-from node_agent.room import Room
+from node_agent.room import Outcome, Room
 from node_agent.sound import Speaker
-from node_agent.sources import RoomSource
+from node_agent.sources import TEST_CHOICES, RoomSource
 from phonghop.logs import setup_logging
+from phonghop.protocol import GiveFloor, Hand
+
+if TYPE_CHECKING:
+    from node_agent.testsource import CodeReader, TestDevices
+    from node_agent.tv import Television
 
 log = logging.getLogger("node_agent")
 
 
 class Agent:
+    """The room agent's parts; what the local API may do with them is ``local_api.RoomAgent``."""
+
     def __init__(self, config: AgentConfig, config_path: Path) -> None:
         self.config = config
         self.room = Room(config.room)
         self.control = ControlClient(config, config_path, self.room)
         self.source: RoomSource | None = None
+        self.test_devices: TestDevices | None = None  # when devices are set to the test source
+        self.codes: CodeReader | None = None  # what a simulated room that decodes receives
         self.speaker: Speaker | None = None
-        self.tv: object | None = None
+        self.tv: Television | None = None
         self.stop = asyncio.Event()
+
+    # --- for the local API ------------------------------------------------------
+
+    @property
+    def room_id(self) -> str:
+        return self.room.room_id
+
+    @property
+    def connected(self) -> bool:
+        return self.room.connected
+
+    def status(self) -> dict[str, Any]:
+        control = self.control
+        media = control.media.status().model_dump() if control.media is not None else None
+        devices = {name: {"ok": ok, "problem": problem} for name, (ok, problem) in control.device_states().items()}
+        status = {**self.room.status(), "media": media, "devices": devices}
+        if self.codes is not None:
+            status["decoded"] = self.codes.decoded()
+        return status
+
+    def screen_png(self) -> bytes | None:
+        return self.tv.to_png() if self.tv is not None else None
+
+    async def set_hand(self, raised: bool) -> Outcome:
+        if self.room.meeting is None:
+            return "not_in_meeting"
+        if not await self.control.send(Hand(raised=raised)):
+            return "offline"
+        self.room.hand_raised = raised
+        return "sent"
+
+    async def give_floor(self, room: str | None) -> Outcome:
+        if self.room.meeting is None or self.room.meeting.chair != self.room.room_id:
+            return "not_chair"
+        return "sent" if await self.control.send(GiveFloor(room=room)) else "offline"
+
+    def set_device_fault(self, device: str, broken: bool) -> bool:
+        if self.test_devices is None or self.config.device_choice(device) not in TEST_CHOICES:
+            return False
+        if broken:
+            self.test_devices.faults.broken.add(device)
+        else:
+            self.test_devices.faults.broken.discard(device)
+        return True
+
+    # --- running ----------------------------------------------------------------
 
     def device_report(self) -> dict[str, tuple[bool, str | None]]:
         """Each device's state as the heartbeat and the self-test report it."""
@@ -47,9 +103,6 @@ class Agent:
             report["speaker"] = (self.speaker.ok, self.speaker.problem)
         tv = self.tv
         if tv is not None:
-            from node_agent.tv import Television
-
-            assert isinstance(tv, Television)
             report["display"] = (tv.ok, tv.problem)
             tv.device_problems = {
                 name: {"camera": "Mất camera", "microphone": "Mất micro", "speaker": "Mất loa"}[name]
@@ -81,22 +134,14 @@ class Agent:
 
             tv = Television(config, self.room)
             self.tv = tv
-            sinks.video = tv.on_video
+            sinks.video.append(tv.on_video)
             tasks.append(asyncio.create_task(tv.run(self.stop, self._token), name="tv"))
         if config.media.enabled:
-            self.source = RoomSource(config)
-            control.source = self.source
-            tasks.append(asyncio.create_task(self.source.run(self.stop), name="devices"))
-            self.speaker = Speaker(config.device_choice("speaker"), config.devices.retry_seconds, lambda: None)
-            if decode:
-                sinks.audio = self.speaker.feed
-                tasks.append(asyncio.create_task(self.speaker.run(self.stop), name="speaker"))
-            control.media = MediaManager(self.room, self.source, decode, control.send, sinks)
-            tasks.append(asyncio.create_task(control.media.run(self.stop), name="media"))
+            tasks.extend(self._media(decode, sinks))
         if config.local_api_port:
             from node_agent.local_api import local_server  # FastAPI costs a third of a second to import
 
-            server, stop_server = local_server(self, config.local_api_port)
+            server, stop_server = local_server(self, config.debug, config.local_api_port)
             tasks.append(asyncio.create_task(server.serve(), name="local-api"))
             stop_task = asyncio.create_task(self.stop.wait())
             stop_task.add_done_callback(lambda _: stop_server())
@@ -108,6 +153,28 @@ class Agent:
                 log.error("%s stopped with an error: %r", task.get_name(), result)
         log.info("agent stopped")
         return 0
+
+    def _media(self, decode: bool, sinks: Sinks) -> list[asyncio.Task[None]]:
+        """The camera and microphone (or the test source), the speaker, and the meeting's peer."""
+        config, control = self.config, self.control
+        if any(config.device_choice(kind) in TEST_CHOICES for kind in ("camera", "microphone")):
+            from node_agent.testsource import CodeReader, TestDevices
+
+            test = self.test_devices = TestDevices(config)
+            control.on_reload = lambda fresh: test.set_talking(fresh.test_source.talking)
+            if decode:
+                self.codes = CodeReader()
+                sinks.video.append(self.codes.on_video)
+                sinks.audio.append(self.codes.on_audio)
+        self.source = RoomSource(config, test=self.test_devices)
+        self.speaker = Speaker(config.device_choice("speaker"), config.devices.retry_seconds, lambda: None)
+        tasks = [asyncio.create_task(self.source.run(self.stop), name="devices")]
+        if decode:
+            sinks.audio.append(self.speaker.feed)
+            tasks.append(asyncio.create_task(self.speaker.run(self.stop), name="speaker"))
+        control.media = MediaManager(self.room, self.source, decode, control.send, sinks)
+        tasks.append(asyncio.create_task(control.media.run(self.stop), name="media"))
+        return tasks
 
     def _stopping(self) -> None:
         if not self.stop.is_set():

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import ssl
 from collections.abc import Callable, Generator
 from functools import partial
 from pathlib import Path
@@ -23,10 +21,10 @@ from websockets.client import backoff
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from node_agent.config import AgentConfig, ConfigError, load_config
+from node_agent.link import control_options, refusal_reason
 from node_agent.media import MediaManager
 from node_agent.room import Room
 from node_agent.selftest import LiveState, run_checks
-from node_agent.sources import RoomSource
 from phonghop import __version__
 from phonghop.protocol import (
     CLOSE_REPLACED,
@@ -58,20 +56,13 @@ def _retryable(exc: Exception) -> Exception | None:
     return exc
 
 
-def refusal_reason(exc: InvalidStatus) -> str:
-    """The coordinator's own words for a refused connection, if it sent any."""
-    try:
-        return str(json.loads(exc.response.body or b"")["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {exc.response.status_code}"
-
-
 class ControlClient:
     def __init__(self, config: AgentConfig, config_path: Path, room: Room) -> None:
         self.config = config
         self.config_path = config_path
         self.media: MediaManager | None = None
-        self.source: RoomSource | None = None
+        # Told about a config re-read (after the control client took what it needs from it).
+        self.on_reload: Callable[[AgentConfig], None] | None = None
         # The agent's live view of its devices: name -> (working, what is wrong); None: config only.
         self.device_report: Callable[[], dict[str, tuple[bool, str | None]]] | None = None
         self._checks: set[asyncio.Task[None]] = set()
@@ -98,18 +89,22 @@ class ControlClient:
             max_delay=self.config.reconnect_max_delay,
         )
 
-    def _ssl(self) -> ssl.SSLContext | None:
-        if not self.config.control_url.startswith("wss:"):
-            return None
-        return ssl.create_default_context(cafile=str(self.config.ca_file) if self.config.ca_file else None)
-
     async def run(self, stop: asyncio.Event) -> None:
-        """Stay connected until ``stop`` is set."""
-        while not stop.is_set():
-            pause = await self._connect_once(stop)
-            if pause:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=pause)
+        """Stay connected until ``stop`` is set (an open session closes itself; dialling is abandoned)."""
+        stopping = asyncio.create_task(stop.wait(), name="control-stop")
+        try:
+            while not stop.is_set():
+                connecting = asyncio.create_task(self._connect_once(stop), name="control-connect")
+                await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not connecting.done() and self._websocket is None:
+                    connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    pause = await connecting
+                    if pause:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), timeout=pause)
+        finally:
+            stopping.cancel()
 
     async def _connect_once(self, stop: asyncio.Event) -> float:
         """One connection, retried until it opens; returns how long to wait before the next."""
@@ -120,19 +115,18 @@ class ControlClient:
             return self.config.reconnect_max_delay
         dial = connect(
             self.config.control_url,
-            additional_headers={"Authorization": f"Bearer {token}"},
             process_exception=_retryable,
             reconnect_delays=partial(self._delays),
-            ssl=self._ssl(),
-            open_timeout=10,
             max_size=1024 * 1024,
-            user_agent_header=f"phonghop-agent/{__version__}",
+            **control_options(self.config, token),
         )
         try:
             async for websocket in dial:
                 return await self._session(websocket, stop)
         except InvalidStatus as exc:
-            log.error("coordinator refused the connection: %s", refusal_reason(exc))
+            log.error(
+                "coordinator refused the connection: %s", refusal_reason(exc.response.status_code, exc.response.body)
+            )
             return self.config.reconnect_max_delay
         return 0.0
 
@@ -249,8 +243,8 @@ class ControlClient:
         if fresh.room != self.config.room:
             return {"ok": False, "detail": f"room id changed to {fresh.room}: restart the agent to change rooms"}
         self.config = fresh
-        if self.source is not None:
-            self.source.set_talking(fresh.test_source.talking)
+        if self.on_reload is not None:
+            self.on_reload(fresh)
         self.heartbeat_interval = min(self.heartbeat_interval, fresh.heartbeat_interval)
         log.info("config reloaded from %s", self.config_path)
         return {"ok": True, "detail": "config reloaded"}

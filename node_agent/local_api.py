@@ -6,48 +6,80 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from phonghop.protocol import GiveFloor, Hand
+from node_agent.config import Debug
+from node_agent.room import Outcome
 
-if TYPE_CHECKING:
-    from node_agent.agent import Agent
+
+class RoomAgent(Protocol):
+    """What the local API needs of the running agent."""
+
+    @property
+    def room_id(self) -> str: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    def status(self) -> dict[str, Any]:
+        """The room, its meeting, media and devices as JSON (GET /status)."""
+        ...
+
+    def screen_png(self) -> bytes | None:
+        """What the TV shows now; None when the room has no TV."""
+        ...
+
+    async def set_hand(self, raised: bool) -> Outcome: ...
+
+    async def give_floor(self, room: str | None) -> Outcome: ...
+
+    def set_device_fault(self, device: str, broken: bool) -> bool:
+        """Unplug (or plug back) a test-source device; False when the device is not from the test source."""
+        ...
 
 
 class FloorBody(BaseModel):
     room: str | None
 
 
-def build_app(agent: Agent) -> FastAPI:
+REFUSALS: dict[Outcome, tuple[int, str]] = {
+    "not_in_meeting": (409, "phòng đang không họp: chỉ giơ tay được khi đang họp"),
+    "not_chair": (409, "chỉ phòng chủ trì mới trao quyền phát biểu"),
+    "offline": (503, "mất kết nối tới máy chủ điều phối; thử lại sau"),
+}
+
+
+def _refused(outcome: Outcome) -> JSONResponse:
+    status, message = REFUSALS[outcome]
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def build_app(agent: RoomAgent, debug: Debug) -> FastAPI:
     app = FastAPI(title="phonghop agent (local)", docs_url=None, redoc_url=None)
-    control = agent.control
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         """The agent's loop answers (a hung loop answers nothing)."""
-        return {"ok": True, "room": control.room.room_id, "connected": control.room.connected}
+        return {"ok": True, "room": agent.room_id, "connected": agent.connected}
 
     @app.get("/status")
     async def status() -> dict[str, Any]:
-        media = control.media.status().model_dump() if control.media is not None else None
-        devices = {name: {"ok": ok, "problem": problem} for name, (ok, problem) in control.device_states().items()}
-        return {**control.room.status(), "media": media, "devices": devices}
+        return agent.status()
 
     @app.get("/screen.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
     async def screen() -> Response:
         """What the TV shows now."""
-        from node_agent.tv import Television
-
-        if not isinstance(agent.tv, Television):
+        png = agent.screen_png()
+        if png is None:
             return JSONResponse({"error": "phòng này không bật màn hình TV ([display] enabled = false)"}, 404)
-        return Response(agent.tv.to_png(), media_type="image/png", headers={"Cache-Control": "no-store"})
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
-    if agent.config.debug.allow_hang:
+    if debug.allow_hang:
 
         @app.post("/debug/hang")
         async def hang() -> None:
@@ -55,35 +87,26 @@ def build_app(agent: Agent) -> FastAPI:
             while True:
                 time.sleep(3600)  # noqa: ASYNC251 - blocking the loop is the point
 
-    if agent.config.debug.allow_device_faults:
+    if debug.allow_device_faults:
 
         @app.post("/debug/devices/{name}/{action}")
         async def device_fault(name: str, action: str) -> JSONResponse:
             """Unplug (action "fail") or plug back ("restore") a test-source device."""
-            if agent.source is None or name not in ("camera", "microphone") or action not in ("fail", "restore"):
+            if name not in ("camera", "microphone") or action not in ("fail", "restore"):
                 return JSONResponse({"error": "dùng /debug/devices/{camera|microphone}/{fail|restore}"}, 400)
-            if action == "fail":
-                agent.source.faults.broken.add(name)
-            else:
-                agent.source.faults.broken.discard(name)
-            return JSONResponse({"device": name, "broken": name in agent.source.faults.broken})
+            if not agent.set_device_fault(name, action == "fail"):
+                return JSONResponse({"error": f"{name} của phòng này không phải nguồn thử"}, 400)
+            return JSONResponse({"device": name, "broken": action == "fail"})
 
     async def _hand(raised: bool) -> JSONResponse:
-        if control.room.meeting is None:
-            return JSONResponse({"error": "phòng đang không họp: chỉ giơ tay được khi đang họp"}, status_code=409)
-        if not await control.send(Hand(raised=raised)):
-            return JSONResponse({"error": "mất kết nối tới máy chủ điều phối; thử lại sau"}, status_code=503)
-        control.room.hand_raised = raised
-        return JSONResponse({"hand_raised": raised})
+        outcome = await agent.set_hand(raised)
+        return JSONResponse({"hand_raised": raised}) if outcome == "sent" else _refused(outcome)
 
     @app.put("/floor")
     async def give_floor(body: FloorBody) -> JSONResponse:
         """For the chair room: give the floor to a room (null takes it back)."""
-        if control.room.meeting is None or control.room.meeting.chair != control.room.room_id:
-            return JSONResponse({"error": "chỉ phòng chủ trì mới trao quyền phát biểu"}, status_code=409)
-        if not await control.send(GiveFloor(room=body.room)):
-            return JSONResponse({"error": "mất kết nối tới máy chủ điều phối; thử lại sau"}, status_code=503)
-        return JSONResponse({"requested": body.room})
+        outcome = await agent.give_floor(body.room)
+        return JSONResponse({"requested": body.room}) if outcome == "sent" else _refused(outcome)
 
     @app.post("/hand")
     async def raise_hand() -> JSONResponse:
@@ -104,8 +127,10 @@ class _Server(uvicorn.Server):
         yield
 
 
-def local_server(agent: Agent, port: int) -> tuple[_Server, Callable[[], None]]:
-    server = _Server(uvicorn.Config(build_app(agent), host="127.0.0.1", port=port, log_config=None, access_log=False))
+def local_server(agent: RoomAgent, debug: Debug, port: int) -> tuple[_Server, Callable[[], None]]:
+    server = _Server(
+        uvicorn.Config(build_app(agent, debug), host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
 
     def stop() -> None:
         server.should_exit = True

@@ -3,8 +3,8 @@
 The room sends its camera and microphone (or the test source) and receives
 three fixed slots: the program picture, the chair's sound and the floor's
 sound. A simulated room only counts what it receives; a room that decodes
-(a real one, or a test that checks the routing) reads the test-source codes
-back out of the pictures and tones.
+hands the pictures and sound to its sinks (the TV, the speaker, and in a
+simulated room that decodes, the test source's code reader).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
-import numpy as np
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
@@ -24,11 +24,8 @@ from av import AudioFrame, VideoFrame
 from pydantic import BaseModel
 
 from node_agent.room import Room
-from node_agent.sources import FallbackTrack, RoomSource
-from node_agent.testsource import TestSource
 from phonghop.aiortc_glue import force_keyframe, on_keyframe_request, set_sending, stamp_audio_level, tap_receiver
 from phonghop.protocol import Answer, MediaStatus, Offer, Publish
-from phonghop.testpattern import SLATE_CODE, dominant_hz, is_slate, read_code
 from phonghop.webrtc import peer_connection
 
 log = logging.getLogger(__name__)
@@ -44,25 +41,42 @@ REFUSED_RETRY = 10.0  # after the coordinator refused an offer
 class SlotState:
     packets: int = 0
     last_packet: float = 0.0
-    code: int | None = None
-    hz: float | None = None
 
     def received(self) -> None:
         self.packets += 1
         self.last_packet = time.monotonic()
 
 
-Source = TestSource | RoomSource
+class Source(Protocol):
+    """What a room sends: its camera and microphone tracks (a ``RoomSource``; a ``TestSource`` in benchmarks)."""
+
+    @property
+    def video(self) -> MediaStreamTrack: ...
+
+    @property
+    def audio(self) -> MediaStreamTrack: ...
+
+    def request_keyframe(self) -> None: ...
+
+    def pause(self, video: bool, audio: bool) -> None: ...
+
+    def use_encoder(self, keyframe: Callable[[], None]) -> None:
+        """How to make the sender's encoder start a keyframe, for a source that sends raw pictures."""
+        ...
+
+    def audio_level(self) -> int: ...
+
+
 VideoSink = Callable[[str, VideoFrame], None]
 AudioSink = Callable[[str, AudioFrame], None]
 
 
 @dataclass
 class Sinks:
-    """Where decoded media goes besides the codes: the TV and the speaker (both optional)."""
+    """Where decoded media goes, per slot name (the TV, the speaker, the test source's code reader)."""
 
-    video: VideoSink | None = None
-    audio: AudioSink | None = None
+    video: list[VideoSink] = field(default_factory=list)
+    audio: list[AudioSink] = field(default_factory=list)
 
 
 def _prefer(transceiver: object, kind: str, mime: str) -> None:
@@ -73,15 +87,12 @@ def _prefer(transceiver: object, kind: str, mime: str) -> None:
 class MediaPeer:
     """One RTCPeerConnection for one meeting occurrence."""
 
-    def __init__(
-        self, occurrence: int, source: Source, decode: bool, changed: Callable[[], None], sinks: Sinks | None = None
-    ) -> None:
+    def __init__(self, occurrence: int, source: Source, decode: bool, sinks: Sinks | None = None) -> None:
         self.occurrence = occurrence
         self.decode = decode
         self.sinks = sinks or Sinks()
         self.slots = {name: SlotState() for name in SLOTS}
         self.created = time.monotonic()
-        self._changed = changed
         self._tasks: list[asyncio.Task[None]] = []
         self._rx_packets = 0
         self._rx_checked = time.monotonic()
@@ -93,21 +104,19 @@ class MediaPeer:
         self.sending_video = True
         self.pc.addTransceiver("audio", direction="recvonly")
         _prefer(video, "video", "video/VP8")
-        on_keyframe_request(video.sender, source.video.request_keyframe)
-        if isinstance(source.video, FallbackTrack):
-            sender = video.sender
-            source.video.encoder_keyframe = lambda: force_keyframe(sender)
+        on_keyframe_request(video.sender, source.request_keyframe)
+        sender = video.sender
+        source.use_encoder(lambda: force_keyframe(sender))
         stamp_audio_level(audio.sender, source.audio_level)
         self.pc.on("track", self._on_track)
 
     def publish(self, video: bool, audio: bool) -> None:
         if video and not self.sending_video:
-            self.source.video.request_keyframe()  # start again with a whole picture
+            self.source.request_keyframe()  # start again with a whole picture
         self.sending_video = video
         set_sending(self.video_sender, video)
         set_sending(self.audio_sender, audio)
-        self.source.video.pause(not video)
-        self.source.audio.pause(not audio)
+        self.source.pause(not video, not audio)
 
     @property
     def state(self) -> str:
@@ -144,40 +153,19 @@ class MediaPeer:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
-                if not isinstance(frame, VideoFrame):
-                    continue
-                slot.received()
-                if self.sinks.video is not None:
-                    self.sinks.video(name, frame)
-                luma = frame.to_ndarray(format="gray")
-                code = read_code(luma)
-                if code is None and is_slate(luma):
-                    code = SLATE_CODE
-                if code != slot.code:
-                    slot.code = code
-                    self._changed()
+                if isinstance(frame, VideoFrame):
+                    slot.received()
+                    for sink in self.sinks.video:
+                        sink(name, frame)
 
     async def _read_audio(self, track: MediaStreamTrack, slot: SlotState, name: str) -> None:
-        block: list[np.ndarray] = []
-        collected = 0
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
-                if not isinstance(frame, AudioFrame):
-                    continue
-                slot.received()
-                if self.sinks.audio is not None:
-                    self.sinks.audio(name, frame)
-                samples = frame.to_ndarray().astype(np.float32).reshape(-1, len(frame.layout.channels))
-                block.append(samples.mean(axis=1) / 32768.0)
-                collected += samples.shape[0]
-                if collected >= frame.sample_rate // 5:
-                    hz = dominant_hz(np.concatenate(block), frame.sample_rate)
-                    rounded = round(hz / 10) * 10 if hz is not None else None
-                    block, collected = [], 0
-                    if rounded != slot.hz:
-                        slot.hz = rounded
-                        self._changed()
+                if isinstance(frame, AudioFrame):
+                    slot.received()
+                    for sink in self.sinks.audio:
+                        sink(name, frame)
 
     async def alive(self) -> str | None:
         """None while healthy; otherwise why this peer should be replaced."""
@@ -313,7 +301,7 @@ class MediaManager:
             await self._open(meeting.occurrence)
 
     async def _open(self, occurrence: int) -> None:
-        peer = MediaPeer(occurrence, self.source, self.decode, self.poke, self.sinks)
+        peer = MediaPeer(occurrence, self.source, self.decode, self.sinks)
         peer.publish(self._publish.video, self._publish.audio)
         self.peer = peer
         self._answer = asyncio.get_running_loop().create_future()
@@ -335,14 +323,7 @@ class MediaManager:
         log.info("media: peer for occurrence %s negotiated", occurrence)
 
     def status(self) -> MediaStatus:
-        peer = self.peer
-        if peer is None:
-            return MediaStatus(receiving=False)
-        return MediaStatus(
-            receiving=peer.receiving(),
-            program_code=peer.slots["program"].code if self.decode else None,
-            audio_hz=[peer.slots[name].hz for name in ("chair_audio", "floor_audio")] if self.decode else [],
-        )
+        return MediaStatus(receiving=self.peer is not None and self.peer.receiving())
 
     async def _report(self) -> None:
         status = self.status()

@@ -7,11 +7,15 @@ The control client tells this object what the coordinator wants; media
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from phonghop.logs import set_meeting
 from phonghop.protocol import MeetingRef
 
 log = logging.getLogger(__name__)
+
+# What became of a request the room makes to the coordinator (a raised hand, the floor given).
+Outcome = Literal["sent", "not_in_meeting", "not_chair", "offline"]
 
 
 class Room:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 from aiortc import RTCSessionDescription
@@ -26,9 +24,10 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from node_agent.config import AgentConfig, ConfigError, load_config
 from node_agent.devices import DeviceError, SoundInput, SoundOutput, V4l2Camera, pick
-from node_agent.testsource import TestSource
+from node_agent.link import control_options, refusal_reason, tls
+from node_agent.testsource import CodeReader, TestSource
 from phonghop.protocol import CheckItem, Welcome, coordinator_message
-from phonghop.testpattern import dominant_hz, read_code, room_code, tone_hz
+from phonghop.testpattern import room_code, tone_hz
 from phonghop.webrtc import peer_connection
 
 LABELS = {
@@ -84,15 +83,8 @@ class LiveState:
     devices: dict[str, tuple[bool, str | None]]  # device -> (ok, problem)
 
 
-def _verify(config: AgentConfig) -> ssl.SSLContext | bool:
-    return ssl.create_default_context(cafile=str(config.ca_file)) if config.ca_file else True
-
-
 def _refusal(response: httpx.Response) -> str:
-    try:
-        return str(response.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}"
+    return refusal_reason(response.status_code, response.content)
 
 
 async def check_coordinator(config: AgentConfig, report: Report, client: httpx.AsyncClient) -> bool:
@@ -142,20 +134,14 @@ async def check_token(config: AgentConfig, report: Report, client: httpx.AsyncCl
 
 
 async def check_control(config: AgentConfig, report: Report, token: str) -> None:
-    ctx = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
     try:
-        async with connect(
-            f"{config.control_url}?probe=1",
-            additional_headers={"Authorization": f"Bearer {token}"},
-            ssl=ctx if config.control_url.startswith("wss:") else None,
-            open_timeout=10,
-        ) as websocket:
+        async with connect(f"{config.control_url}?probe=1", **control_options(config, token)) as websocket:
             message = coordinator_message.validate_json(await asyncio.wait_for(websocket.recv(), 10))
     except InvalidStatus as exc:
         report.add(
             "kenh_dieu_khien",
             False,
-            f"Máy chủ từ chối kênh điều khiển (HTTP {exc.response.status_code})",
+            "Máy chủ từ chối kênh điều khiển: " + refusal_reason(exc.response.status_code, exc.response.body),
             "Kiểm tra máy chủ proxy/tường lửa có cho WebSocket đi qua không",
         )
         return
@@ -183,26 +169,22 @@ async def media_loop(config: AgentConfig, token: str, seconds: float = MEDIA_LOO
     pc.addTransceiver(source.video, direction="sendrecv")
     pc.addTransceiver(source.audio, direction="sendrecv")
     want_code, want_hz = room_code(config.room), tone_hz(config.room)
+    reader = CodeReader()
     got = {"video": False, "audio": False}
     done = asyncio.Event()
     readers: list[asyncio.Task[None]] = []
 
     async def read(track: MediaStreamTrack) -> None:
-        samples: list[Any] = []
         with contextlib.suppress(MediaStreamError):
             while not done.is_set():
                 frame = await track.recv()
-                if isinstance(frame, VideoFrame) and read_code(frame.to_ndarray(format="gray")) == want_code:
-                    got["video"] = True
+                if isinstance(frame, VideoFrame):
+                    reader.on_video("program", frame)
                 elif isinstance(frame, AudioFrame):
-                    samples.append(frame.to_ndarray().reshape(-1, len(frame.layout.channels)).mean(axis=1) / 32768)
-                    if len(samples) >= 10:
-                        import numpy as np
-
-                        hz = dominant_hz(np.concatenate(samples).astype(np.float32), frame.sample_rate)
-                        samples.clear()
-                        if hz is not None and abs(hz - want_hz) < 25:
-                            got["audio"] = True
+                    reader.on_audio("chair_audio", frame)
+                decoded = reader.decoded()
+                got["video"] |= decoded["program"] == want_code
+                got["audio"] |= decoded["audio"][0] is not None and abs(decoded["audio"][0] - want_hz) < 25
                 if all(got.values()):
                     done.set()
 
@@ -213,7 +195,7 @@ async def media_loop(config: AgentConfig, token: str, seconds: float = MEDIA_LOO
     started = time.monotonic()
     try:
         await pc.setLocalDescription(await pc.createOffer())
-        async with httpx.AsyncClient(verify=_verify(config), timeout=15) as client:
+        async with httpx.AsyncClient(verify=tls(config), timeout=15) as client:
             while True:  # the coordinator runs a few loops at once: wait for a turn while there is time
                 response = await client.post(
                     f"{config.coordinator_url}/api/v1/rooms/{config.room}/selftest/echo",
@@ -337,13 +319,11 @@ async def run_checks(config_path: Path, live: LiveState | None = None, media: bo
         live = await live_state_from_local_api(config)
         if live is not None:
             live = LiveState(connected=False, devices=live.devices)  # probe the channel ourselves anyway
-    async with httpx.AsyncClient(verify=_verify(config), timeout=10) as client:
+    async with httpx.AsyncClient(verify=tls(config), timeout=10) as client:
         reachable = await check_coordinator(config, report, client)
         token = await check_token(config, report, client) if reachable else None
     skipped = "Chưa kiểm tra được: cần máy chủ trả lời và mã phòng đúng trước"
-    if token is None:
-        if reachable:
-            pass  # the token line says why
+    if token is None:  # the lines above say why
         report.add("kenh_dieu_khien", False, skipped, "Sửa các lỗi ở trên trước")
         report.add("truyen_thu", False, skipped, "Sửa các lỗi ở trên trước")
     else:

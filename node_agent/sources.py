@@ -24,16 +24,7 @@ from av.packet import Packet
 
 from node_agent.config import AgentConfig
 from node_agent.devices import DeviceError, SoundInput, V4l2Camera, pick
-from node_agent.testsource import (
-    AUDIO_FRAME,
-    AUDIO_RATE,
-    SILENT_DBOV,
-    SPEAKING_DBOV,
-    VIDEO_CLOCK,
-    encode_tone_loop,
-    encode_video_loop,
-    pace,
-)
+from node_agent.encoding import AUDIO_FRAME, AUDIO_RATE, SILENT_DBOV, VIDEO_CLOCK, encode_opus_tone, encode_vp8, pace
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +32,7 @@ SLATE_MESSAGE = "Mất tín hiệu camera"
 
 
 class Input(Protocol):
-    """An open device. ``paced`` inputs hand out pre-encoded packets instantly; others block in ``read``."""
+    """An open device. ``paced`` inputs hand out their items at once; others block in ``read``."""
 
     paced: bool
 
@@ -49,82 +40,28 @@ class Input(Protocol):
 
     def alive(self) -> bool: ...
 
-    def restart(self) -> None: ...
+    def keyframe(self) -> bool:
+        """Start again at a keyframe; False when it cannot (raw pictures: the encoder has to make one)."""
+        ...
+
+    def level(self) -> int | None:
+        """The audio level (dBov) of pre-encoded sound; None for raw frames (the encoder measures them)."""
+        ...
 
     def close(self) -> None: ...
 
 
-class Faults:
-    """Test hook: devices of the test source that are made to fail (``[debug] allow_device_faults``)."""
+class TestInputs(Protocol):
+    """Inputs that stand in for the devices (``"test"`` and ``"test-raw"`` in ``[devices]``)."""
 
-    def __init__(self) -> None:
-        self.broken: set[str] = set()
+    camera_format: tuple[int, int, int]  # width, height, fps
 
+    def camera(self) -> Input: ...
 
-class PacketLoop:
-    """A paced input that loops pre-encoded packets; the test source's camera and microphone."""
-
-    paced = True
-
-    def __init__(self, name: str, packets: list[bytes], faults: Faults) -> None:
-        self.name = name
-        self.packets = packets
-        self._faults = faults
-        self._index = 0
-        if not self.alive():
-            raise DeviceError(f"test {name} is unplugged (debug hook)")
-
-    def alive(self) -> bool:
-        return self.name not in self._faults.broken
-
-    def read(self) -> Packet[Any]:
-        if not self.alive():
-            raise DeviceError(f"test {self.name} was unplugged (debug hook)")
-        packet = Packet(self.packets[self._index % len(self.packets)])
-        self._index = (self._index + 1) % len(self.packets)
-        return packet
-
-    def replace(self, packets: list[bytes]) -> None:
-        self.packets = packets
-        self._index = 0
-
-    def restart(self) -> None:
-        self._index = 0
-
-    def close(self) -> None:
-        pass
+    def microphone(self) -> Input: ...
 
 
-class RawPattern:
-    """A paced input of raw test pictures (``camera = "test-raw"``): the encoder works as with a real camera."""
-
-    paced = True
-
-    def __init__(self, room_id: str, width: int, height: int, fps: int, faults: Faults) -> None:
-        from phonghop.testpattern import draw_frame, room_code
-
-        self._faults = faults
-        code = room_code(room_id)
-        self._pictures = [draw_frame(code, index, width, height) for index in range(fps)]
-        self._index = 0
-        if not self.alive():
-            raise DeviceError("test camera is unplugged (debug hook)")
-
-    def alive(self) -> bool:
-        return "camera" not in self._faults.broken
-
-    def read(self) -> Frame:
-        if not self.alive():
-            raise DeviceError("test camera was unplugged (debug hook)")
-        picture = self._pictures[self._index % len(self._pictures)]
-        self._index += 1
-        return av.VideoFrame.from_ndarray(picture, format="yuv420p")
-
-    def restart(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+TEST_CHOICES = ("test", "test-raw")
 
 
 class DeviceInput:
@@ -144,8 +81,11 @@ class DeviceInput:
     def read(self) -> Frame:
         return self.device.read()
 
-    def restart(self) -> None:
-        pass
+    def keyframe(self) -> bool:
+        return False
+
+    def level(self) -> int | None:
+        return None
 
     def close(self) -> None:
         self.device.close()
@@ -206,9 +146,7 @@ class FallbackTrack(MediaStreamTrack):
     def request_keyframe(self) -> None:
         if self._input is None:
             self._fallback_index = 0
-        elif isinstance(self._input, PacketLoop):
-            self._input.restart()
-        elif self.encoder_keyframe is not None:
+        elif not self._input.keyframe() and self.encoder_keyframe is not None:
             self.encoder_keyframe()  # raw pictures: the sender's encoder makes the keyframe
 
     async def check(self) -> None:
@@ -292,37 +230,41 @@ class FallbackTrack(MediaStreamTrack):
         return item
 
 
-def _slate_packets(room_id: str, name: str, width: int, height: int, fps: int) -> list[bytes]:
+def _slate_packets(name: str, width: int, height: int, fps: int) -> list[bytes]:
     from node_agent.render import slate_picture
 
     rgb = slate_picture(width, height, name, SLATE_MESSAGE)
     yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
-    return encode_video_loop(room_id, width, height, fps, 1.0, 200_000, picture=yuv)
+    return encode_vp8([yuv] * fps, width, height, fps, 200_000)
 
 
 class RoomSource:
-    """The camera and microphone the room sends, whatever state the devices are in."""
+    """The camera and microphone the room sends, whatever state the devices are in.
 
-    def __init__(self, config: AgentConfig, on_change: Callable[[], None] = lambda: None) -> None:
+    Devices set to ``"test"`` or ``"test-raw"`` are opened from ``test`` (the test source); the others
+    are the laptop's own.
+    """
+
+    def __init__(
+        self, config: AgentConfig, on_change: Callable[[], None] = lambda: None, test: TestInputs | None = None
+    ) -> None:
         self.config = config
-        self.room_id = config.room
-        self.faults = Faults()
-        ts, dev = config.test_source, config.devices
+        dev = config.devices
         self.camera_choice = config.device_choice("camera")
         self.microphone_choice = config.device_choice("microphone")
-        if self.camera_choice == "test":
-            width, height, fps = ts.width, ts.height, ts.fps
+        if test is None and (self.camera_choice in TEST_CHOICES or self.microphone_choice in TEST_CHOICES):
+            raise ValueError("the devices are set to the test source but none was given")
+        self._test = test
+        if test is not None and self.camera_choice in TEST_CHOICES:
+            width, height, fps = test.camera_format
         else:
             width, height, fps = dev.camera_width, dev.camera_height, dev.camera_fps
-        self._test_video: list[bytes] | None = None
-        self._tone: list[bytes] | None = None
         self._silence: list[bytes] | None = None
-        self.talking = ts.talking
         self.video = FallbackTrack(
             "video",
             "camera",
             self._open_camera,
-            lambda: _slate_packets(self.room_id, config.display_name, width, height, fps),
+            lambda: _slate_packets(config.display_name, width, height, fps),
             1 / fps,
             VIDEO_CLOCK,
             dev.retry_seconds,
@@ -338,45 +280,40 @@ class RoomSource:
             dev.retry_seconds,
             on_change,
         )
-        if self.camera_choice == "test":
-            self._test_video = encode_video_loop(self.room_id, width, height, fps, 2.0, ts.bitrate)
-        if self.microphone_choice == "test":
-            self._tone = encode_tone_loop(self.room_id)
 
     def _silence_packets(self) -> list[bytes]:
         if self._silence is None:
-            self._silence = encode_tone_loop(None)
+            self._silence = encode_opus_tone(0)
         return self._silence
 
     def _open_camera(self) -> Input:
-        choice = self.camera_choice
-        if choice == "test":
-            assert self._test_video is not None
-            return PacketLoop("camera", self._test_video, self.faults)
+        if self._test is not None and self.camera_choice in TEST_CHOICES:
+            return self._test.camera()
         dev = self.config.devices
-        if choice == "test-raw":
-            return RawPattern(self.room_id, dev.camera_width, dev.camera_height, dev.camera_fps, self.faults)
-        path = pick("camera", choice)
+        path = pick("camera", self.camera_choice)
         return DeviceInput(V4l2Camera(path, dev.camera_width, dev.camera_height, dev.camera_fps), path)
 
     def _open_microphone(self) -> Input:
-        choice = self.microphone_choice
-        if choice == "test":
-            assert self._tone is not None
-            return PacketLoop("microphone", self._tone if self.talking else self._silence_packets(), self.faults)
-        return DeviceInput(SoundInput(pick("microphone", choice)), None)
+        if self._test is not None and self.microphone_choice in TEST_CHOICES:
+            return self._test.microphone()
+        return DeviceInput(SoundInput(pick("microphone", self.microphone_choice)), None)
 
-    def set_talking(self, talking: bool) -> None:
-        if talking == self.talking:
-            return
-        self.talking = talking
-        current = self.audio.input
-        if isinstance(current, PacketLoop) and self._tone is not None:
-            current.replace(self._tone if talking else self._silence_packets())
+    def request_keyframe(self) -> None:
+        self.video.request_keyframe()
+
+    def pause(self, video: bool, audio: bool) -> None:
+        self.video.pause(video)
+        self.audio.pause(audio)
+
+    def use_encoder(self, keyframe: Callable[[], None]) -> None:
+        """How to make the sender's encoder start a keyframe (for raw pictures)."""
+        self.video.encoder_keyframe = keyframe
 
     def audio_level(self) -> int:
         """For pre-encoded audio (raw microphone frames get theirs from aiortc's encoder)."""
-        return SPEAKING_DBOV if isinstance(self.audio.input, PacketLoop) and self.talking else SILENT_DBOV
+        current = self.audio.input
+        level = current.level() if current is not None else None
+        return SILENT_DBOV if level is None else level
 
     async def check(self) -> None:
         await self.video.check()

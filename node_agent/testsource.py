@@ -1,108 +1,64 @@
-"""The test source: a synthetic camera and microphone that cost next to nothing.
+"""The test source: a synthetic camera and microphone that cost next to nothing, and its reader.
 
 The picture (room code, room colour, a moving bar and a noisy strip that
 keeps the bitrate realistic) and the room's tone are encoded once at start;
 the tracks then loop the encoded packets in real time. A keyframe request
 restarts the video loop at its keyframe.
+
+A simulated room's devices are the test source (:class:`TestDevices`, which
+the debug hooks can unplug); what such a room receives can be read back
+(:class:`CodeReader`): which room's code each picture carries and which
+room's tone each sound slot plays. Rooms with real devices never read codes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fractions
-import math
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import av
 import numpy as np
 from aiortc import MediaStreamTrack
+from av import AudioFrame, VideoFrame
+from av.frame import Frame
 from av.packet import Packet
 
-from phonghop.testpattern import draw_frame, room_code, tone_hz
+from node_agent.config import AgentConfig
+from node_agent.devices import DeviceError
+from node_agent.encoding import (
+    AUDIO_FRAME,
+    AUDIO_RATE,
+    SILENT_DBOV,
+    SPEAKING_DBOV,
+    VIDEO_CLOCK,
+    encode_opus_tone,
+    encode_vp8,
+    pace,
+)
+from phonghop.testpattern import SLATE_CODE, dominant_hz, draw_frame, is_slate, read_code, room_code, tone_hz
 
-VIDEO_CLOCK = 90000
-AUDIO_RATE = 48000
-AUDIO_FRAME = 960  # 20 ms
-SPEAKING_DBOV = -20
-SILENT_DBOV = -127
 
-
-def encode_video_loop(
-    room_id: str,
-    width: int,
-    height: int,
-    fps: int,
-    seconds: float,
-    bitrate: int,
-    picture: np.ndarray | None = None,
-) -> list[bytes]:
-    """VP8 frames of the room's test picture (or of a fixed yuv420p ``picture``); the first one is a keyframe."""
-    codec = av.CodecContext.create("libvpx", "w")
-    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
-    codec.bit_rate = bitrate
-    codec.time_base = fractions.Fraction(1, fps)
-    codec.framerate = fractions.Fraction(fps, 1)
-    codec.options = {
-        "deadline": "realtime",
-        "cpu-used": "16",
-        "lag-in-frames": "0",
-        "minrate": str(bitrate),
-        "maxrate": str(bitrate),
-        "bufsize": str(bitrate),
-        "undershoot-pct": "100",
-        "overshoot-pct": "15",
-    }
+def encode_video_loop(room_id: str, width: int, height: int, fps: int, seconds: float, bitrate: int) -> list[bytes]:
+    """VP8 frames of the room's test picture; the first one is a keyframe."""
     code = room_code(room_id)
     noise = np.random.default_rng(code)
     strip = slice(height * 3 // 4, height), slice(width // 2, width)
-    packets: list[bytes] = []
-    for index in range(max(1, int(fps * seconds))):
-        if picture is None:
+
+    def pictures() -> Iterator[np.ndarray]:
+        for index in range(max(1, int(fps * seconds))):
             image = draw_frame(code, index, width, height)
             image[strip] = noise.integers(0, 255, (height - height * 3 // 4, width - width // 2), dtype=np.uint8)
-        else:
-            image = picture
-        frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
-        frame.pts = index
-        if index == 0:
-            frame.pict_type = av.video.frame.PictureType.I
-        packets.extend(bytes(p) for p in codec.encode(frame))
-    packets.extend(bytes(p) for p in codec.encode(None))
-    return packets
+            yield image
+
+    return encode_vp8(pictures(), width, height, fps, bitrate)
 
 
 def encode_tone_loop(room_id: str | None, seconds: float = 1.0) -> list[bytes]:
-    """Opus packets of the room's tone (or of silence); a whole number of periods, so it loops cleanly."""
-    codec = av.CodecContext.create("libopus", "w")
-    codec.sample_rate = AUDIO_RATE
-    codec.layout = "stereo"
-    codec.format = "s16"
-    codec.bit_rate = 32000
-    frequency = tone_hz(room_id) if room_id else 0
-    packets: list[bytes] = []
-    total = int(AUDIO_RATE * seconds)
-    for start in range(0, total + 2 * AUDIO_FRAME, AUDIO_FRAME):
-        t = (np.arange(start, start + AUDIO_FRAME) % total) / AUDIO_RATE
-        mono = (0.3 * 32767 * np.sin(2 * math.pi * frequency * t)).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(np.repeat(mono, 2).reshape(1, -1), format="s16", layout="stereo")
-        frame.sample_rate = AUDIO_RATE
-        frame.pts = start
-        packets.extend(bytes(p) for p in codec.encode(frame))
-    return packets[: total // AUDIO_FRAME]
-
-
-async def pace(start: float | None, sent: int, interval: float) -> float:
-    """Wait until item number ``sent`` is due; returns the clock's start (reset after a stall: no burst)."""
-    now = time.monotonic()
-    if start is None:
-        start = now - sent * interval
-    due = start + sent * interval
-    if due > now:
-        await asyncio.sleep(due - now)
-    elif now - due > 1.0:  # starved for a while: do not burst to catch up
-        start = now - sent * interval
-    return start
+    """Opus packets of the room's tone (or of silence), looping cleanly."""
+    return encode_opus_tone(tone_hz(room_id) if room_id else 0, seconds)
 
 
 class LoopTrack(MediaStreamTrack):
@@ -148,7 +104,7 @@ class LoopTrack(MediaStreamTrack):
 
 
 class TestSource:
-    """The room's simulated camera and microphone."""
+    """The room's simulated camera and microphone as two plain tracks (self-test, benchmarks, router tests)."""
 
     __test__ = False  # not a pytest class
 
@@ -171,3 +127,186 @@ class TestSource:
 
     def audio_level(self) -> int:
         return SPEAKING_DBOV if self.talking else SILENT_DBOV
+
+    def request_keyframe(self) -> None:
+        self.video.request_keyframe()
+
+    def pause(self, video: bool, audio: bool) -> None:
+        self.video.pause(video)
+        self.audio.pause(audio)
+
+    def use_encoder(self, keyframe: Callable[[], None]) -> None:
+        """Pre-encoded only: the sender's encoder is never used."""
+
+
+# --- the test source as a room's devices ----------------------------------------
+
+
+class Faults:
+    """Devices of the test source that are made to fail (``[debug] allow_device_faults``)."""
+
+    def __init__(self) -> None:
+        self.broken: set[str] = set()
+
+
+class PacketLoop:
+    """A paced input that loops pre-encoded packets; the test source's camera and microphone."""
+
+    paced = True
+
+    def __init__(self, name: str, packets: list[bytes], dbov: int = SILENT_DBOV, *, faults: Faults) -> None:
+        self.name = name
+        self.packets = packets
+        self.dbov = dbov
+        self._faults = faults
+        self._index = 0
+        if not self.alive():
+            raise DeviceError(f"test {name} is unplugged (debug hook)")
+
+    def alive(self) -> bool:
+        return self.name not in self._faults.broken
+
+    def read(self) -> Packet[Any]:
+        if not self.alive():
+            raise DeviceError(f"test {self.name} was unplugged (debug hook)")
+        packet = Packet(self.packets[self._index % len(self.packets)])
+        self._index = (self._index + 1) % len(self.packets)
+        return packet
+
+    def replace(self, packets: list[bytes], dbov: int) -> None:
+        self.packets = packets
+        self.dbov = dbov
+        self._index = 0
+
+    def keyframe(self) -> bool:
+        self._index = 0
+        return True
+
+    def level(self) -> int | None:
+        return self.dbov
+
+    def close(self) -> None:
+        pass
+
+
+class RawPattern:
+    """A paced input of raw test pictures (``camera = "test-raw"``): the encoder works as with a real camera."""
+
+    paced = True
+
+    def __init__(self, room_id: str, width: int, height: int, fps: int, faults: Faults) -> None:
+        self._faults = faults
+        code = room_code(room_id)
+        self._pictures = [draw_frame(code, index, width, height) for index in range(fps)]
+        self._index = 0
+        if not self.alive():
+            raise DeviceError("test camera is unplugged (debug hook)")
+
+    def alive(self) -> bool:
+        return "camera" not in self._faults.broken
+
+    def read(self) -> Frame:
+        if not self.alive():
+            raise DeviceError("test camera was unplugged (debug hook)")
+        picture = self._pictures[self._index % len(self._pictures)]
+        self._index += 1
+        return av.VideoFrame.from_ndarray(picture, format="yuv420p")
+
+    def keyframe(self) -> bool:
+        return False  # raw pictures: the sender's encoder makes the keyframe
+
+    def level(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class TestDevices:
+    """The test source standing in for the room's camera and microphone (the inputs of a ``RoomSource``)."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.room_id = config.room
+        self.faults = Faults()
+        ts, dev = config.test_source, config.devices
+        self.camera_choice = config.device_choice("camera")
+        if self.camera_choice == "test":
+            self.camera_format = (ts.width, ts.height, ts.fps)
+        else:
+            self.camera_format = (dev.camera_width, dev.camera_height, dev.camera_fps)
+        self.talking = ts.talking
+        self._video: list[bytes] = []
+        if self.camera_choice == "test":
+            self._video = encode_video_loop(self.room_id, ts.width, ts.height, ts.fps, 2.0, ts.bitrate)
+        self._tone = encode_tone_loop(self.room_id) if config.device_choice("microphone") == "test" else []
+        self._silence = encode_tone_loop(None)
+        self._microphone: PacketLoop | None = None
+
+    def camera(self) -> PacketLoop | RawPattern:
+        if self.camera_choice == "test-raw":
+            return RawPattern(self.room_id, *self.camera_format, self.faults)
+        return PacketLoop("camera", self._video, faults=self.faults)
+
+    def microphone(self) -> PacketLoop:
+        self._microphone = PacketLoop("microphone", *self._sound(), faults=self.faults)
+        return self._microphone
+
+    def set_talking(self, talking: bool) -> None:
+        if talking == self.talking:
+            return
+        self.talking = talking
+        if self._microphone is not None:
+            self._microphone.replace(*self._sound())
+
+    def _sound(self) -> tuple[list[bytes], int]:
+        if self.talking and self._tone:
+            return self._tone, SPEAKING_DBOV
+        return self._silence, SILENT_DBOV
+
+
+# --- reading the test source back out of what a room receives -------------------
+
+
+class CodeReader:
+    """Which room's test picture and tones a simulated room receives, read from its decoded slots.
+
+    A value is the latest one read within ``fresh`` seconds: a slot that stops
+    receiving reads as None, not as what it carried before.
+    """
+
+    def __init__(self, fresh: float = 1.0) -> None:
+        self.fresh = fresh
+        self._read: dict[str, tuple[int | None, float]] = {}  # slot -> (code or Hz, when)
+        self._blocks: dict[str, list[np.ndarray]] = {}
+
+    def on_video(self, slot: str, frame: VideoFrame) -> None:
+        luma = frame.to_ndarray(format="gray")
+        code = read_code(luma)
+        if code is None and is_slate(luma):
+            code = SLATE_CODE
+        self._read[slot] = (code, time.monotonic())
+
+    def on_audio(self, slot: str, frame: AudioFrame) -> None:
+        samples = frame.to_ndarray().astype(np.float32).reshape(-1, len(frame.layout.channels))
+        block = self._blocks.setdefault(slot, [])
+        block.append(samples.mean(axis=1) / 32768.0)
+        if sum(part.size for part in block) >= frame.sample_rate // 5:
+            hz = dominant_hz(np.concatenate(block), frame.sample_rate)
+            block.clear()
+            self._read[slot] = (round(hz / 10) * 10 if hz is not None else None, time.monotonic())
+
+    def _value(self, slot: str) -> int | None:
+        value, at = self._read.get(slot, (None, 0.0))
+        return value if time.monotonic() - at < self.fresh else None
+
+    def decoded(self) -> dict[str, Any]:
+        """``program``: the picture's room code (None: none read), ``slate``: the picture is the camera slate,
+        ``audio``: the tone in Hz of the chair's and the floor's sound slots (None: silence or nothing)."""
+        program = self._value("program")
+        return {
+            "program": None if program == SLATE_CODE else program,
+            "slate": program == SLATE_CODE,
+            "audio": [self._value("chair_audio"), self._value("floor_audio")],
+        }

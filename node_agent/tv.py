@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from node_agent.config import AgentConfig
+from node_agent.link import tls
 from node_agent.render import ACCENT, ALERT, BACKGROUND, GOOD, MUTED, PANEL, TEXT, draw_text, font, pygame
 from node_agent.room import Room
 
@@ -281,14 +282,9 @@ class Television:
     async def run(self, stop: asyncio.Event, token: Callable[[], str | None]) -> None:
         cfg = self.config.display
         interval = 1 / cfg.fps
-        verify: Any = True
-        if self.config.ca_file:
-            import ssl
-
-            verify = ssl.create_default_context(cafile=str(self.config.ca_file))
         info_at = upload_at = 0.0
         meeting_seen: int | bool | None = False
-        async with httpx.AsyncClient(timeout=10, verify=verify) as client:
+        async with httpx.AsyncClient(timeout=10, verify=tls(self.config)) as client:
             while not stop.is_set():
                 started = time.monotonic()
                 self.compose()

@@ -68,12 +68,10 @@ class Offer(_Message):
 
 
 class MediaStatus(_Message):
-    """What the room receives: test-source codes it decoded, or only whether media flows."""
+    """Whether media from the coordinator reaches the room (what it is, the coordinator's router knows)."""
 
     type: Literal["media_status"] = "media_status"
     receiving: bool
-    program_code: int | None = None
-    audio_hz: list[float | None] = Field(default_factory=list, max_length=4)
 
 
 class Hand(_Message):

@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from phonghop.testpattern import room_with_code, room_with_tone
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -239,6 +241,19 @@ class Agent:
                 env=self.env,
             )
         return self
+
+    def status(self) -> dict[str, Any]:
+        """The agent's own GET /status on its local API."""
+        assert self.local_api is not None, "start the agent with a local_api_port"
+        response = httpx.get(f"{self.local_api}/status", timeout=5)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def decoded(self, rooms: Iterable[str]) -> tuple[str | None, list[str | None]]:
+        """Which rooms' test picture and tones this simulated room decodes now (``[media] decode = true``):
+        (program, [chair's sound, floor's sound]), each a room id or None."""
+        decoded = self.status()["decoded"]
+        return room_with_code(decoded["program"], rooms), [room_with_tone(hz, rooms) for hz in decoded["audio"]]
 
     def send(self, sig: int) -> None:
         assert self.proc is not None

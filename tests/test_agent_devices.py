@@ -15,7 +15,8 @@ from av.packet import Packet
 from node_agent.config import AgentConfig
 from node_agent.devices import DeviceError, SoundOutput, V4l2Camera, list_cameras, list_devices
 from node_agent.sound import Speaker
-from node_agent.sources import FallbackTrack, PacketLoop, RoomSource
+from node_agent.sources import FallbackTrack, RoomSource
+from node_agent.testsource import Faults, PacketLoop, TestDevices
 from phonghop.testpattern import SLATE_CODE, is_slate, read_code, room_code
 
 ASOUNDRC = """
@@ -67,15 +68,22 @@ def test_cameras_are_listed_from_sysfs(tmp_path: Path) -> None:
     assert list_cameras(tmp_path / "none") == []
 
 
+def _test_source(config: AgentConfig, on_change: Any = lambda: None) -> tuple[RoomSource, TestDevices]:
+    test = TestDevices(config)
+    return RoomSource(config, on_change, test), test
+
+
 async def test_camera_that_fails_mid_meeting_sends_the_slate_and_comes_back(tmp_path: Path) -> None:
     changes: list[bool] = []
-    source = RoomSource(_config(tmp_path, devices={"retry_seconds": 0.2}), on_change=lambda: changes.append(True))
+    source, test = _test_source(
+        _config(tmp_path, devices={"retry_seconds": 0.2}), on_change=lambda: changes.append(True)
+    )
     track = source.video
     first = [await track.recv() for _ in range(3)]
     assert track.ok
     assert read_code(_decode_vp8(first)[0]) == room_code("tdp-01")
 
-    source.faults.broken.add("camera")  # the camera raises on its next read
+    test.faults.broken.add("camera")  # the camera raises on its next read
     slate = [await track.recv() for _ in range(3)]
     assert not track.ok
     assert "unplugged" in (track.problem or "")
@@ -83,7 +91,7 @@ async def test_camera_that_fails_mid_meeting_sends_the_slate_and_comes_back(tmp_
     assert read_code(picture) is None
     assert is_slate(picture)
 
-    source.faults.broken.discard("camera")
+    test.faults.broken.discard("camera")
     await asyncio.sleep(0.25)  # the retry interval
     back = [await track.recv() for _ in range(3)]
     assert track.ok
@@ -94,7 +102,7 @@ async def test_camera_that_fails_mid_meeting_sends_the_slate_and_comes_back(tmp_
 
 
 async def test_a_configured_camera_that_does_not_exist_gives_the_slate(tmp_path: Path) -> None:
-    source = RoomSource(_config(tmp_path, devices={"camera": "/dev/video-khong-co"}))
+    source, _ = _test_source(_config(tmp_path, devices={"camera": "/dev/video-khong-co"}))
     packet = await source.video.recv()
     assert not source.video.ok
     assert "does not exist" in (source.video.problem or "")
@@ -113,8 +121,11 @@ async def test_a_raising_device_input_is_caught(tmp_path: Path) -> None:
         def alive(self) -> bool:
             return True
 
-        def restart(self) -> None:
-            pass
+        def keyframe(self) -> bool:
+            return False
+
+        def level(self) -> int | None:
+            return None
 
         def close(self) -> None:
             pass
@@ -127,12 +138,10 @@ async def test_a_raising_device_input_is_caught(tmp_path: Path) -> None:
 
 
 def test_a_device_loop_refuses_to_open_while_unplugged() -> None:
-    from node_agent.sources import Faults
-
     faults = Faults()
     faults.broken.add("camera")
     with pytest.raises(DeviceError):
-        PacketLoop("camera", [b"x"], faults)
+        PacketLoop("camera", [b"x"], faults=faults)
 
 
 @pytest.fixture
@@ -201,7 +210,7 @@ def test_devices_lists_what_there_is() -> None:
 
 
 async def test_raw_pictures_go_to_the_encoder_and_it_restarts_with_a_keyframe(tmp_path: Path) -> None:
-    source = RoomSource(
+    source, test = _test_source(
         _config(
             tmp_path, devices={"camera": "test-raw", "camera_width": 320, "camera_height": 180, "retry_seconds": 0.1}
         )
@@ -212,9 +221,9 @@ async def test_raw_pictures_go_to_the_encoder_and_it_restarts_with_a_keyframe(tm
     assert isinstance(frame, av.VideoFrame)
     assert (frame.width, frame.height) == (320, 180)
     assert read_code(frame.to_ndarray(format="gray")) == room_code("tdp-01")
-    source.faults.broken.add("camera")
+    test.faults.broken.add("camera")
     assert isinstance(await source.video.recv(), Packet)  # the pre-encoded slate
-    source.faults.broken.discard("camera")
+    test.faults.broken.discard("camera")
     await asyncio.sleep(0.15)
     before = len(keyframes)
     assert isinstance(await source.video.recv(), av.VideoFrame)

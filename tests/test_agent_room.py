@@ -31,6 +31,11 @@ def _rooms(coordinator: Coordinator) -> dict[str, dict[str, object]]:
         return {room["id"]: room for room in api.get("/api/v1/rooms").json()}
 
 
+def _routed_program(coordinator: Coordinator, room: str) -> object:
+    media = _rooms(coordinator)[room].get("media")
+    return media.get("program") if isinstance(media, dict) else None
+
+
 def _camera_ok(coordinator: Coordinator, room: str) -> float | None:
     return sample(coordinator.metrics(), "phonghop_room_device_ok", room=room, device="camera")
 
@@ -40,20 +45,21 @@ def test_camera_unplugged_mid_meeting_sends_the_slate_and_recovers(
 ) -> None:
     port = free_port()
     start_agent("ubnd", "hall", FAULTS, local_api_port=port)
-    start_agent("tdp-01", extra=DECODE)
+    viewer = start_agent("tdp-01", extra=DECODE, local_api_port=free_port())
     meeting = coordinator.schedule(["tdp-01"])
 
     def program() -> tuple[object, object]:
-        media = _rooms(coordinator)["tdp-01"].get("media") or {}
-        assert isinstance(media, dict)
-        return media.get("program"), media.get("program_slate")
+        """What tdp-01 decodes on its program slot: (room, slate)."""
+        return viewer.decoded(["ubnd"])[0], viewer.status()["decoded"]["slate"]
 
     wait_for(lambda: program() == ("ubnd", False), 90, "tdp-01 to see the chair")
+    assert _routed_program(coordinator, "tdp-01") == "ubnd"
     wait_for(lambda: _camera_ok(coordinator, "ubnd") == 1, 30, "device_ok{camera} 1 (with the next heartbeat)")
 
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as local:
         local.post("/debug/devices/camera/fail").raise_for_status()
         wait_for(lambda: program() == (None, True), 60, "tdp-01 to see the chair's slate")
+        assert _routed_program(coordinator, "tdp-01") == "ubnd"
         wait_for(lambda: _camera_ok(coordinator, "ubnd") == 0, 30, "device_ok{camera} 0 on /metrics")
         metrics = coordinator.metrics()
         for room in ("ubnd", "tdp-01"):
@@ -77,7 +83,7 @@ def test_tv_on_a_virtual_display_shows_the_meeting_and_uploads_it(
     start_agent("tdp-01", extra=display, local_api_port=port, env={"SDL_VIDEODRIVER": "dummy"})
     coordinator.schedule(["tdp-01"])
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as local:
-        wait_for(lambda: (_rooms(coordinator)["tdp-01"].get("media") or {}).get("program") == "ubnd", 40, "program")
+        wait_for(lambda: _routed_program(coordinator, "tdp-01") == "ubnd", 40, "program")
         assert local.get("/healthz").json() == {"ok": True, "room": "tdp-01", "connected": True}
         wait_for(
             lambda: sample(coordinator.metrics(), "phonghop_room_device_ok", room="tdp-01", device="display") == 1,

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from node_agent.config import AgentConfig
+from node_agent.control import ControlClient
+from node_agent.room import Room
 from phonghop.protocol import CLOSE_REPLACED, CLOSE_TOKEN_REISSUED
-from tests.harness import Agent, Coordinator, sample, until, wait_for
+from tests.harness import Agent, Coordinator, free_port, sample, until, wait_for
 
 HELLO = json.dumps({"type": "hello", "version": "test", "devices": {"camera": True}})
 
@@ -189,3 +194,22 @@ def _joined(coordinator: Coordinator, meeting: int) -> list[str]:
     with coordinator.api() as api:
         running = api.get(f"/api/v1/meetings/{meeting}").json()["running"]
     return list(running["joined"]) if running else []
+
+
+async def test_an_agent_still_dialling_stops_at_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """SIGTERM while the coordinator is unreachable: the agent does not wait for a connection to stop."""
+    (tmp_path / "room.token").write_text("token\n")
+    config = AgentConfig(
+        room="tdp-01",
+        coordinator_url=f"http://127.0.0.1:{free_port()}",
+        token_file=tmp_path / "room.token",
+        reconnect_initial_delay=0.1,
+    )
+    client = ControlClient(config, tmp_path / "agent.toml", Room("tdp-01"))
+    stop = asyncio.Event()
+    running = asyncio.create_task(client.run(stop))
+    caplog.set_level(logging.INFO, logger="websockets.client")
+    await until(lambda: any("reconnecting" in r.getMessage() for r in caplog.records), 10, "the agent to redial")
+    assert not running.done()
+    stop.set()
+    await asyncio.wait_for(running, 2)

@@ -12,6 +12,7 @@ import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import pytest
 
+from coordinator.media.policy import Slots
 from coordinator.media.router import MediaCounters, MeetingRouter
 from node_agent.media import MediaPeer
 from node_agent.testsource import TestSource
@@ -44,7 +45,7 @@ class CodecSpy:
 
 
 async def _join(router: MeetingRouter, room: str, source: TestSource) -> MediaPeer:
-    peer = MediaPeer(router.occurrence, source, decode=False, changed=lambda: None)
+    peer = MediaPeer(router.occurrence, source, decode=False)
     await peer.accept(await router.add(room, await peer.offer()))
     return peer
 
@@ -74,7 +75,7 @@ async def test_router_forwards_without_codecs_and_relays_keyframe_requests(
         router.set_floor("tdp-02")
         await _until(lambda: agents["tdp-01"].slots["floor_audio"].packets > 25, 5, "the floor's sound")
         assert agents["tdp-02"].slots["floor_audio"].packets == 0  # never its own sound back
-        assert router.sources_for("tdp-02") == {"program": "ubnd", "chair_audio": "ubnd", "floor_audio": None}
+        assert router.routed_to("tdp-02") == Slots(program="ubnd", chair_audio="ubnd", floor_audio=None)
 
         # A subscriber's PLI reaches the publisher of what it sees, at most once a second.
         before = router.counters.keyframe_requests["tdp-02"]

@@ -14,7 +14,7 @@ from aiortc import RTCRtpSender
 from websockets.asyncio.client import connect
 
 from phonghop.webrtc import peer_connection
-from tests.harness import Agent, Coordinator, sample, wait_for
+from tests.harness import Agent, Coordinator, free_port, sample, wait_for
 
 ROOMS = {"ubnd": "hall", "tdp-01": "residential_group", "tdp-02": "residential_group", "th-phong-son": "school"}
 DECODE = "[media]\ndecode = true\n"
@@ -29,7 +29,11 @@ def _media(coordinator: Coordinator) -> dict[str, dict[str, Any]]:
         return {room["id"]: room["media"] or {} for room in api.get("/api/v1/rooms").json()}
 
 
-def _routing_is(coordinator: Coordinator, expected: dict[str, tuple[str | None, list[str | None]]]) -> bool:
+Slots = dict[str, tuple[str | None, list[str | None]]]
+
+
+def _routing_is(coordinator: Coordinator, expected: Slots) -> bool:
+    """What the router sends each room (the rooms API)."""
     media = _media(coordinator)
     return all(
         media[room].get("program") == program and media[room].get("audio") == audio
@@ -37,28 +41,35 @@ def _routing_is(coordinator: Coordinator, expected: dict[str, tuple[str | None, 
     )
 
 
-def _start(start_agent: Callable[..., Agent]) -> dict[str, Agent]:
-    return {room: start_agent(room, group, DECODE) for room, group in ROOMS.items()}
+def _decoded_is(agents: dict[str, Agent], expected: Slots) -> bool:
+    """What each room really decodes (the agents' local status): proof that the media flows end to end."""
+    return all(agents[room].decoded(ROOMS) == (program, audio) for room, (program, audio) in expected.items())
+
+
+def _start(start_agent: Callable[..., Agent], rooms: dict[str, str] = ROOMS) -> dict[str, Agent]:
+    return {room: start_agent(room, group, DECODE, local_api_port=free_port()) for room, group in rooms.items()}
 
 
 @pytest.mark.parametrize("coordinator", ["sqlite"], indirect=True)
 def test_rooms_see_the_chair_then_the_floor(coordinator: Coordinator, start_agent: Callable[..., Agent]) -> None:
-    _start(start_agent)
+    agents = _start(start_agent)
     meeting = _meeting(coordinator, list(ROOMS))
     # Nobody has the floor: everyone sees and hears the chair; the chair sees another room.
-    chair_only = {room: ("ubnd", ["ubnd", None]) for room in ROOMS if room != "ubnd"}
+    chair_only: Slots = {room: ("ubnd", ["ubnd", None]) for room in ROOMS if room != "ubnd"}
     chair_only["ubnd"] = ("tdp-01", [None, None])
-    wait_for(lambda: _routing_is(coordinator, chair_only), 30, "every room to show the chair", interval=0.2)
+    wait_for(lambda: _routing_is(coordinator, chair_only), 30, "every room routed the chair", interval=0.2)
+    wait_for(lambda: _decoded_is(agents, chair_only), 30, "every room to show the chair", interval=0.2)
 
     with coordinator.api() as api:
         given = time.monotonic()
         api.put(f"/api/v1/meetings/{meeting}/floor", json={"room": "tdp-02"}).raise_for_status()
-    floor = {room: ("tdp-02", ["ubnd", "tdp-02"]) for room in ("tdp-01", "th-phong-son")}
+    floor: Slots = {room: ("tdp-02", ["ubnd", "tdp-02"]) for room in ("tdp-01", "th-phong-son")}
     floor["ubnd"] = ("tdp-02", [None, "tdp-02"])
     floor["tdp-02"] = ("ubnd", ["ubnd", None])
     # How fast is a benchmark's business (docs/BENCHMARKS.md); here only that every room follows.
-    wait_for(lambda: _routing_is(coordinator, floor), 30, "every room to follow the floor", interval=0.05)
+    wait_for(lambda: _decoded_is(agents, floor), 30, "every room to follow the floor", interval=0.05)
     print(f"MEASURED floor switch visible at every room after {time.monotonic() - given:.2f} s")
+    assert _routing_is(coordinator, floor)
 
     # Only rooms that someone watches send video: th-phong-son was never on a program slot.
     for room in ("ubnd", "tdp-01", "tdp-02"):
@@ -83,10 +94,32 @@ def test_rooms_see_the_chair_then_the_floor(coordinator: Coordinator, start_agen
 
 
 @pytest.mark.parametrize("coordinator", ["sqlite"], indirect=True)
+def test_the_next_floor_holder_hears_the_chair_not_the_previous_floor(
+    coordinator: Coordinator, start_agent: Callable[..., Agent]
+) -> None:
+    rooms = {room: ROOMS[room] for room in ("ubnd", "tdp-01", "tdp-02")}
+    agents = _start(start_agent, rooms)
+    meeting = _meeting(coordinator, list(rooms))
+    with coordinator.api() as api:
+        wait_for(lambda: _decoded_is(agents, {"tdp-02": ("ubnd", ["ubnd", None])}), 30, "tdp-02 to show the chair")
+        api.put(f"/api/v1/meetings/{meeting}/floor", json={"room": "tdp-01"}).raise_for_status()
+        wait_for(lambda: _decoded_is(agents, {"tdp-02": ("tdp-01", ["ubnd", "tdp-01"])}), 30, "tdp-02 to hear tdp-01")
+        api.put(f"/api/v1/meetings/{meeting}/floor", json={"room": "tdp-02"}).raise_for_status()
+    # The new floor holder is sent the chair and nothing on the floor's slot (its own sound never comes
+    # back); the previous holder is sent the new one.
+    after: Slots = {"tdp-02": ("ubnd", ["ubnd", None]), "tdp-01": ("tdp-02", ["ubnd", "tdp-02"])}
+    wait_for(lambda: _routing_is(coordinator, after), 10, "the rooms API to show the new routing")
+    wait_for(lambda: _decoded_is(agents, after), 10, "the rooms to see and hear it")
+    media = _media(coordinator)
+    assert media["tdp-02"]["receiving"] is True
+    assert media["ubnd"]["program"] == "tdp-02"
+
+
+@pytest.mark.parametrize("coordinator", ["sqlite"], indirect=True)
 def test_killed_agent_gets_its_picture_back(coordinator: Coordinator, start_agent: Callable[..., Agent]) -> None:
     agents = _start(start_agent)
     meeting = _meeting(coordinator, list(ROOMS))
-    wait_for(lambda: _media(coordinator)["tdp-01"].get("program") == "ubnd", 30, "tdp-01 to show the chair")
+    wait_for(lambda: agents["tdp-01"].decoded(ROOMS)[0] == "ubnd", 30, "tdp-01 to show the chair")
 
     agents["tdp-01"].stop(signal.SIGKILL)
     wait_for(
@@ -96,8 +129,13 @@ def test_killed_agent_gets_its_picture_back(coordinator: Coordinator, start_agen
     )
     restarted = time.monotonic()
     agents["tdp-01"].start()
-    wait_for(lambda: _media(coordinator)["tdp-01"].get("program") == "ubnd", 15, "tdp-01 picture back")
+    wait_for(
+        lambda: _media(coordinator)["tdp-01"] == {"receiving": True, "program": "ubnd", "audio": ["ubnd", None]},
+        15,
+        "the chair's media flowing to tdp-01 again",
+    )
     back_seconds = time.monotonic() - restarted
+    wait_for(lambda: agents["tdp-01"].decoded(ROOMS)[0] == "ubnd", 10, "tdp-01 to show the chair again")
     print(f"MEASURED killed agent shows the chair {back_seconds:.2f} s after its restart")
     wait_for(
         lambda: sample(coordinator.metrics(), "phonghop_room_in_meeting", room="tdp-01", meeting=str(meeting)) == 1,
@@ -105,8 +143,9 @@ def test_killed_agent_gets_its_picture_back(coordinator: Coordinator, start_agen
         "tdp-01 in the meeting again",
     )
     # The others never noticed: they still see the chair.
-    assert _media(coordinator)["th-phong-son"]["program"] == "ubnd"
-    # From process start (imports, test-source encoding) to the chair's picture decoded.
+    assert agents["th-phong-son"].decoded(ROOMS)[0] == "ubnd"
+    assert _media(coordinator)["tdp-01"]["program"] == "ubnd"
+    # From process start (imports, test-source encoding) to the chair's media arriving.
     assert back_seconds < 5, f"picture back after {back_seconds:.1f} s"
 
 
@@ -178,20 +217,22 @@ def test_discussion_mode_follows_the_active_speaker(
 ) -> None:
     silent = DECODE + "[test_source]\ntalking = false\n"
     agents = {
-        "ubnd": start_agent("ubnd", "hall", silent),
-        "tdp-01": start_agent("tdp-01", "residential_group", DECODE),
-        "tdp-02": start_agent("tdp-02", "residential_group", silent),
-        "th-phong-son": start_agent("th-phong-son", "school", silent),
+        room: start_agent(room, group, DECODE if room == "tdp-01" else silent, local_api_port=free_port())
+        for room, group in ROOMS.items()
     }
     meeting = _meeting(coordinator, list(ROOMS))
     with coordinator.api() as api:
         api.patch(f"/api/v1/meetings/{meeting}", json={"mode": "discussion"}).raise_for_status()
         floor = f"/api/v1/meetings/{meeting}/floor"
         wait_for(lambda: api.get(floor).json()["speaker"] == "tdp-01", 30, "tdp-01 as the active speaker")
+        # The chair's slot carries the chair, which is silent: tdp-02 hears only tdp-01's tone.
         wait_for(
-            lambda: _routing_is(coordinator, {"tdp-02": ("tdp-01", [None, "tdp-01"])}),
+            lambda: _routing_is(coordinator, {"tdp-02": ("tdp-01", ["ubnd", "tdp-01"])}),
             10,
-            "tdp-02 to see and hear tdp-01",
+            "tdp-02 to be sent tdp-01",
+        )
+        wait_for(
+            lambda: _decoded_is(agents, {"tdp-02": ("tdp-01", [None, "tdp-01"])}), 10, "tdp-02 to see and hear tdp-01"
         )
         # The chair is silent, so its slot plays silence. tdp-01 falls silent and tdp-02 starts
         # talking: the program follows, after the hold time.
@@ -202,7 +243,8 @@ def test_discussion_mode_follows_the_active_speaker(
             assert api.post(f"/api/v1/rooms/{room}/commands", json={"action": "reload_config"}).json()["ok"]
         wait_for(lambda: api.get(floor).json()["speaker"] == "tdp-02", 15, "tdp-02 as the active speaker")
         wait_for(
-            lambda: _routing_is(coordinator, {"th-phong-son": ("tdp-02", [None, "tdp-02"])}),
+            lambda: _decoded_is(agents, {"th-phong-son": ("tdp-02", [None, "tdp-02"])}),
             10,
             "th-phong-son to see and hear tdp-02",
         )
+        assert _routing_is(coordinator, {"th-phong-son": ("tdp-02", ["ubnd", "tdp-02"])})

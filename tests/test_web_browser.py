@@ -35,7 +35,7 @@ ARTIFACTS = ROOT / "artifacts" / "web"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 740}
 ROOMS = {"ubnd": "hall", "tdp-01": "residential_group", "tdp-02": "residential_group", "th-phong-son": "school"}
-DECODING = {"tdp-02", "th-phong-son"}  # rooms that decode what they receive and report it ([media] decode = true)
+AUDIENCE = {"tdp-02", "th-phong-son"}  # rooms whose program slot the console shows following the floor
 TV_ROOM = "tdp-02"  # composes its TV picture on a dummy display and uploads it, as a real room does
 TV = (
     "[display]\nenabled = true\nfullscreen = false\nwidth = 640\nheight = 360\nupload_seconds = 1\n"
@@ -55,7 +55,7 @@ def commune(tmp_path: Path) -> Iterator[Coordinator]:
     try:
         for room, group in ROOMS.items():
             token = coordinator.enroll(room, group, name=f"Phòng {room}")
-            extra = SMALL_SOURCE + ("[media]\ndecode = true\n" if room in DECODING else "")
+            extra = SMALL_SOURCE
             env = {}
             if room == TV_ROOM:
                 extra += TV
@@ -146,8 +146,8 @@ def test_operator_runs_a_meeting_from_the_browser(commune: Coordinator, browser:
     expect(page.locator(".flash")).to_contain_text("Đã trao lời cho phòng tdp-01")
     expect(page.locator("#c-tdp-01 .floor")).to_be_visible()
     expect(page.locator("#on-program")).to_contain_text("tdp-01")
-    # What the rooms really receive, decoded from the test picture, follows too.
-    for room in DECODING:
+    # What the router sends the rooms follows too.
+    for room in AUDIENCE:
         expect(page.locator(f"#c-{room} .receives")).to_have_text("tdp-01", timeout=30_000)
     # The TV picture tdp-02's agent uploads reaches the console without a reload.
     picture = page.locator("#program-picture")
@@ -161,7 +161,7 @@ def test_operator_runs_a_meeting_from_the_browser(commune: Coordinator, browser:
     _shot(page, "desktop-dieu-hanh")
     page.click("button:has-text('Lấy lại lời về chủ trì')")
     expect(page.locator("#on-program")).to_contain_text("ubnd")
-    for room in DECODING:
+    for room in AUDIENCE:
         expect(page.locator(f"#c-{room} .receives")).to_have_text("ubnd", timeout=30_000)
 
     # The room page.

@@ -10,22 +10,22 @@ from coordinator.errors import ApiError
 from coordinator.registry import RoomExists, RoomNotFound, RoomRecord
 from coordinator.schemas import CommandRequest, CommandResult, MediaOut, RoomEnroll, RoomOut, RoomPatch, RoomWithToken
 from coordinator.services import Services, Svc
-from phonghop.testpattern import SLATE_CODE, room_with_code, room_with_tone
 
 router = APIRouter(prefix="/api/v1/rooms", tags=["rooms"])
 
 
 def _media(services: Services, room_id: str) -> MediaOut | None:
+    """What the meeting's router sends the room, and whether the room's agent says media arrives."""
+    meeting = services.live.meeting_with(room_id)
+    slots = meeting.router.routed_to(room_id) if meeting is not None else None
     conn = services.connections.get(room_id)
     status = conn.media_status if conn is not None else None
-    if status is None:
+    if slots is None and status is None:
         return None
-    rooms = services.registry.rooms
     return MediaOut(
-        receiving=status.receiving,
-        program=room_with_code(status.program_code, rooms),
-        audio=[room_with_tone(hz, rooms) for hz in status.audio_hz],
-        program_slate=status.program_code == SLATE_CODE,
+        receiving=status is not None and status.receiving,
+        program=slots.program if slots is not None else None,
+        audio=[slots.chair_audio, slots.floor_audio] if slots is not None else [None, None],
     )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from aiortc.rtp import RtpPacket
 
 from coordinator.media.peer import RoomPeer
-from coordinator.media.policy import slots_for, talker
+from coordinator.media.policy import Slots, slots_for, talker
 from coordinator.media.rewriter import SlotStream
 from coordinator.media.speaker import ActiveSpeaker
 from coordinator.media.vp8 import inspect
@@ -199,8 +199,17 @@ class MeetingRouter:
                 self._publishing[room] = wanted
                 self._on_publish(room, *wanted)
 
-    def sources_for(self, room: str) -> dict[str, str | None]:
-        return {slot: stream.source for slot, stream in self.streams.get(room, {}).items()}
+    def routed_to(self, room: str) -> Slots | None:
+        """The room whose media the router sends this subscriber on each slot now (None: nothing on that
+        slot); None when the subscriber has no peer."""
+        streams = self.streams.get(room)
+        if streams is None:
+            return None
+        return Slots(
+            program=streams["program"].source,
+            chair_audio=streams["chair_audio"].source,
+            floor_audio=streams["floor_audio"].source,
+        )
 
     # --- packets ----------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from coordinator.services import Services
 from coordinator.web.readiness import ReadinessMark, readiness_of
 from phonghop.identity import ROOM_GROUPS
 from phonghop.protocol import DEVICE_NAMES
-from phonghop.testpattern import room_with_code
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class RoomRow:
     quality: QualityRow | None
     last_seen: datetime | None
     readiness: ReadinessMark | None
-    receives: str | None  # room on its TV, read from the test-source code ([media] decode = true)
+    receives: str | None  # room whose picture the router sends it on the program slot
 
 
 @dataclass
@@ -66,11 +65,9 @@ def quality_of(services: Services, room_id: str) -> QualityRow | None:
 
 
 def receives(services: Services, room_id: str) -> str | None:
-    conn = services.connections.get(room_id)
-    status = conn.media_status if conn is not None else None
-    if status is None or status.program_code is None:
-        return None
-    return room_with_code(status.program_code, services.registry.rooms)
+    meeting = services.live.meeting_with(room_id)
+    slots = meeting.router.routed_to(room_id) if meeting is not None else None
+    return slots.program if slots is not None else None
 
 
 def room_row(services: Services, record: RoomRecord) -> RoomRow:

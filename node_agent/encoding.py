@@ -1,0 +1,84 @@
+"""Pictures and sound encoded once and looped: the camera slate, silence, and the pacing of paced tracks.
+
+A loop of encoded packets costs no encoder while it plays; the first video
+packet is a keyframe, so the loop can restart at any time with a whole picture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import av
+import numpy as np
+from numpy.typing import NDArray
+
+VIDEO_CLOCK = 90000
+AUDIO_RATE = 48000
+AUDIO_FRAME = 960  # 20 ms
+SPEAKING_DBOV = -20
+SILENT_DBOV = -127
+
+
+def encode_vp8(pictures: Iterable[NDArray[Any]], width: int, height: int, fps: int, bitrate: int) -> list[bytes]:
+    """VP8 frames of yuv420p ``pictures`` at a steady bitrate; the first one is a keyframe."""
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.bit_rate = bitrate
+    codec.time_base = fractions.Fraction(1, fps)
+    codec.framerate = fractions.Fraction(fps, 1)
+    codec.options = {
+        "deadline": "realtime",
+        "cpu-used": "16",
+        "lag-in-frames": "0",
+        "minrate": str(bitrate),
+        "maxrate": str(bitrate),
+        "bufsize": str(bitrate),
+        "undershoot-pct": "100",
+        "overshoot-pct": "15",
+    }
+    packets: list[bytes] = []
+    for index, picture in enumerate(pictures):
+        frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
+        frame.pts = index
+        if index == 0:
+            frame.pict_type = av.video.frame.PictureType.I
+        packets.extend(bytes(p) for p in codec.encode(frame))
+    packets.extend(bytes(p) for p in codec.encode(None))
+    return packets
+
+
+def encode_opus_tone(frequency: float, seconds: float = 1.0) -> list[bytes]:
+    """Opus packets of a sine (0 Hz: silence); a whole number of periods, so it loops cleanly."""
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate = AUDIO_RATE
+    codec.layout = "stereo"
+    codec.format = "s16"
+    codec.bit_rate = 32000
+    packets: list[bytes] = []
+    total = int(AUDIO_RATE * seconds)
+    for start in range(0, total + 2 * AUDIO_FRAME, AUDIO_FRAME):
+        t = (np.arange(start, start + AUDIO_FRAME) % total) / AUDIO_RATE
+        mono = (0.3 * 32767 * np.sin(2 * math.pi * frequency * t)).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.repeat(mono, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = start
+        packets.extend(bytes(p) for p in codec.encode(frame))
+    return packets[: total // AUDIO_FRAME]
+
+
+async def pace(start: float | None, sent: int, interval: float) -> float:
+    """Wait until item number ``sent`` is due; returns the clock's start (reset after a stall: no burst)."""
+    now = time.monotonic()
+    if start is None:
+        start = now - sent * interval
+    due = start + sent * interval
+    if due > now:
+        await asyncio.sleep(due - now)
+    elif now - due > 1.0:  # starved for a while: do not burst to catch up
+        start = now - sent * interval
+    return start
