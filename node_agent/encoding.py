@@ -11,7 +11,7 @@ import fractions
 import math
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import av
 import numpy as np
@@ -22,6 +22,30 @@ AUDIO_RATE = 48000
 AUDIO_FRAME = 960  # 20 ms
 SPEAKING_DBOV = -20
 SILENT_DBOV = -127
+
+
+class PausableTrack(Protocol):
+    def pause(self, paused: bool) -> None: ...
+
+    def request_keyframe(self) -> None: ...
+
+
+TrackT = TypeVar("TrackT", bound=PausableTrack)
+
+
+class TrackPair(Generic[TrackT]):
+    """A room's picture and sound as two paced tracks, paused and restarted together by the router's wishes."""
+
+    def __init__(self, video: TrackT, audio: TrackT) -> None:
+        self.video = video
+        self.audio = audio
+
+    def request_keyframe(self) -> None:
+        self.video.request_keyframe()
+
+    def pause(self, video: bool, audio: bool) -> None:
+        self.video.pause(video)
+        self.audio.pause(audio)
 
 
 def encode_vp8(pictures: Iterable[NDArray[Any]], width: int, height: int, fps: int, bitrate: int) -> list[bytes]:

@@ -24,7 +24,16 @@ from av.packet import Packet
 
 from node_agent.config import AgentConfig
 from node_agent.devices import DeviceError, SoundInput, V4l2Camera, pick
-from node_agent.encoding import AUDIO_FRAME, AUDIO_RATE, SILENT_DBOV, VIDEO_CLOCK, encode_opus_tone, encode_vp8, pace
+from node_agent.encoding import (
+    AUDIO_FRAME,
+    AUDIO_RATE,
+    SILENT_DBOV,
+    VIDEO_CLOCK,
+    TrackPair,
+    encode_opus_tone,
+    encode_vp8,
+    pace,
+)
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +247,7 @@ def _slate_packets(name: str, width: int, height: int, fps: int) -> list[bytes]:
     return encode_vp8([yuv] * fps, width, height, fps, 200_000)
 
 
-class RoomSource:
+class RoomSource(TrackPair["FallbackTrack"]):
     """The camera and microphone the room sends, whatever state the devices are in.
 
     Devices set to ``"test"`` or ``"test-raw"`` are opened from ``test`` (the test source); the others
@@ -260,7 +269,7 @@ class RoomSource:
         else:
             width, height, fps = dev.camera_width, dev.camera_height, dev.camera_fps
         self._silence: list[bytes] | None = None
-        self.video = FallbackTrack(
+        video = FallbackTrack(
             "video",
             "camera",
             self._open_camera,
@@ -270,7 +279,7 @@ class RoomSource:
             dev.retry_seconds,
             on_change,
         )
-        self.audio = FallbackTrack(
+        audio = FallbackTrack(
             "audio",
             "microphone",
             self._open_microphone,
@@ -280,6 +289,7 @@ class RoomSource:
             dev.retry_seconds,
             on_change,
         )
+        super().__init__(video, audio)
 
     def _silence_packets(self) -> list[bytes]:
         if self._silence is None:
@@ -297,13 +307,6 @@ class RoomSource:
         if self._test is not None and self.microphone_choice in TEST_CHOICES:
             return self._test.microphone()
         return DeviceInput(SoundInput(pick("microphone", self.microphone_choice)), None)
-
-    def request_keyframe(self) -> None:
-        self.video.request_keyframe()
-
-    def pause(self, video: bool, audio: bool) -> None:
-        self.video.pause(video)
-        self.audio.pause(audio)
 
     def use_encoder(self, keyframe: Callable[[], None]) -> None:
         """How to make the sender's encoder start a keyframe (for raw pictures)."""

@@ -34,6 +34,7 @@ from node_agent.encoding import (
     SILENT_DBOV,
     SPEAKING_DBOV,
     VIDEO_CLOCK,
+    TrackPair,
     encode_opus_tone,
     encode_vp8,
     pace,
@@ -103,7 +104,7 @@ class LoopTrack(MediaStreamTrack):
         return packet
 
 
-class TestSource:
+class TestSource(TrackPair["LoopTrack"]):
     """The room's simulated camera and microphone as two plain tracks (self-test, benchmarks, router tests)."""
 
     __test__ = False  # not a pytest class
@@ -112,12 +113,12 @@ class TestSource:
         self, room_id: str, width: int = 640, height: int = 360, fps: int = 15, bitrate: int = 500_000
     ) -> None:
         self.room_id = room_id
-        self.video = LoopTrack(
-            "video", encode_video_loop(room_id, width, height, fps, 2.0, bitrate), 1 / fps, VIDEO_CLOCK
-        )
         self._tone = encode_tone_loop(room_id)
         self._silence = encode_tone_loop(None)
-        self.audio = LoopTrack("audio", self._tone, AUDIO_FRAME / AUDIO_RATE, AUDIO_RATE)
+        super().__init__(
+            LoopTrack("video", encode_video_loop(room_id, width, height, fps, 2.0, bitrate), 1 / fps, VIDEO_CLOCK),
+            LoopTrack("audio", self._tone, AUDIO_FRAME / AUDIO_RATE, AUDIO_RATE),
+        )
         self.talking = True
 
     def set_talking(self, talking: bool) -> None:
@@ -127,13 +128,6 @@ class TestSource:
 
     def audio_level(self) -> int:
         return SPEAKING_DBOV if self.talking else SILENT_DBOV
-
-    def request_keyframe(self) -> None:
-        self.video.request_keyframe()
-
-    def pause(self, video: bool, audio: bool) -> None:
-        self.video.pause(video)
-        self.audio.pause(audio)
 
     def use_encoder(self, keyframe: Callable[[], None]) -> None:
         """Pre-encoded only: the sender's encoder is never used."""

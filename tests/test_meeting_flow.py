@@ -97,7 +97,7 @@ def test_killed_agent_goes_down_and_rejoins(coordinator: Coordinator, start_agen
     assert _up(coordinator.metrics(), "ubnd") == 1
 
     agents["tdp-01"].start()
-    wait_for(lambda: _in_meeting(coordinator, "tdp-01", meeting), 10, "tdp-01 back in the meeting")
+    wait_for(lambda: _in_meeting(coordinator, "tdp-01", meeting), 20, "tdp-01 back in the meeting")  # a new process
     with coordinator.api() as api:
         history = api.get(f"/api/v1/meetings/{meeting}/occurrences").json()
     stays = [a for a in history[0]["attendance"] if a["room"] == "tdp-01"]
