@@ -13,15 +13,6 @@ import pytest
 
 from tests.harness import ROOT, Agent, Coordinator, free_port, sample, wait_for
 
-
-@pytest.fixture
-def coordinator(tmp_path: Path) -> Iterator[Coordinator]:
-    """These tests are about the agent: one database backend is enough."""
-    coord = Coordinator(tmp_path / "coordinator").start()
-    yield coord
-    coord.stop()
-
-
 FAULTS = "[debug]\nallow_device_faults = true\n"
 DECODE = "[media]\ndecode = true\n"
 

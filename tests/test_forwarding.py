@@ -17,6 +17,7 @@ from coordinator.media.router import MediaCounters, MeetingRouter
 from node_agent.media import MediaPeer
 from node_agent.testsource import TestSource
 from phonghop.aiortc_glue import request_keyframe
+from tests.harness import until
 
 ROOMS = ("ubnd", "tdp-01", "tdp-02")
 
@@ -50,14 +51,6 @@ async def _join(router: MeetingRouter, room: str, source: TestSource) -> MediaPe
     return peer
 
 
-async def _until(predicate: Any, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 def sources() -> dict[str, TestSource]:
     return {room: TestSource(room) for room in ROOMS}
@@ -70,10 +63,10 @@ async def test_router_forwards_without_codecs_and_relays_keyframe_requests(
     router = MeetingRouter(occurrence=1, chair="ubnd", mode="presentation", counters=MediaCounters())
     agents = {room: await _join(router, room, sources[room]) for room in ROOMS}
     try:
-        await _until(lambda: all(a.slots["program"].packets > 30 for a in agents.values()), 20, "program video")
-        await _until(lambda: agents["tdp-01"].slots["chair_audio"].packets > 50, 5, "the chair's sound")
+        await until(lambda: all(a.slots["program"].packets > 30 for a in agents.values()), 20, "program video")
+        await until(lambda: agents["tdp-01"].slots["chair_audio"].packets > 50, 5, "the chair's sound")
         router.set_floor("tdp-02")
-        await _until(lambda: agents["tdp-01"].slots["floor_audio"].packets > 25, 5, "the floor's sound")
+        await until(lambda: agents["tdp-01"].slots["floor_audio"].packets > 25, 5, "the floor's sound")
         assert agents["tdp-02"].slots["floor_audio"].packets == 0  # never its own sound back
         assert router.routed_to("tdp-02") == Slots(program="ubnd", chair_audio="ubnd", floor_audio=None)
 
@@ -83,7 +76,7 @@ async def test_router_forwards_without_codecs_and_relays_keyframe_requests(
         ssrc = router.peers["tdp-01"].senders["program"].ssrc
         for _ in range(5):
             await request_keyframe(receiver, ssrc)
-        await _until(lambda: router.counters.keyframe_requests["tdp-02"] >= before + 5, 5, "relayed PLIs")
+        await until(lambda: router.counters.keyframe_requests["tdp-02"] >= before + 5, 5, "relayed PLIs")
         await asyncio.sleep(1.2)
         assert router._keyframes["tdp-02"].sent <= 4  # join, floor switch, then coalesced relays
 
@@ -102,18 +95,22 @@ async def test_peers_come_and_go_without_leaks(sources: dict[str, TestSource]) -
     router = MeetingRouter(occurrence=2, chair="ubnd", mode="presentation", counters=MediaCounters())
     chair = await _join(router, "ubnd", sources["ubnd"])
     try:
-        await _until(lambda: "ubnd" in router.peers and router.peers["ubnd"].connected, 10, "the chair")
+        await until(lambda: "ubnd" in router.peers and router.peers["ubnd"].connected, 10, "the chair")
         baseline_threads = threading.active_count()
         baseline_tasks = len(asyncio.all_tasks())
         first_picture: list[float] = []
         for _ in range(30):
             joined = time.monotonic()
             agent = await _join(router, "tdp-01", sources["tdp-01"])
-            await _until(lambda agent=agent: agent.slots["program"].packets > 0, 10, "a picture")
+            await until(lambda agent=agent: agent.slots["program"].packets > 0, 10, "a picture")
             first_picture.append(time.monotonic() - joined)
             await agent.close()
             await router.remove("tdp-01", "test cycle")
-        await asyncio.sleep(0.5)
+        await until(
+            lambda: threading.active_count() <= baseline_threads + 1 and len(asyncio.all_tasks()) <= baseline_tasks + 2,
+            5,
+            "the closed peers' threads and tasks to end",
+        )
         first_picture.sort()
         print(f"MEASURED late joiner's first picture: median {first_picture[15]:.2f} s, max {first_picture[-1]:.2f} s")
         assert threading.active_count() <= baseline_threads + 1
@@ -123,3 +120,37 @@ async def test_peers_come_and_go_without_leaks(sources: dict[str, TestSource]) -
     finally:
         await router.close()
         await chair.close()
+
+
+async def test_a_muted_room_is_not_heard(sources: dict[str, TestSource]) -> None:
+    """Muting a room in the router: its sound stops reaching the others, its picture does not."""
+    router = MeetingRouter(occurrence=3, chair="ubnd", mode="presentation", counters=MediaCounters())
+    agents = {room: await _join(router, room, sources[room]) for room in ROOMS}
+    try:
+        router.set_floor("tdp-02")
+        listener = agents["tdp-01"]
+        await until(lambda: listener.slots["floor_audio"].packets > 25, 20, "the floor's sound")
+        await until(lambda: listener.slots["program"].packets > 25, 20, "the floor's picture")
+
+        router.set_muted("tdp-02", True)
+        # Packets already on their way still arrive; then the floor's sound must stop (or this times out).
+        await until(lambda: time.monotonic() - listener.slots["floor_audio"].last_packet > 0.5, 15, "silence")
+        heard, seen = listener.slots["floor_audio"].packets, listener.slots["program"].packets
+        chair_heard = listener.slots["chair_audio"].packets
+        # The picture still goes out and other rooms are still heard, while not one packet of the muted sound.
+        await until(
+            lambda: (
+                listener.slots["program"].packets > seen + 5
+                and listener.slots["chair_audio"].packets > chair_heard + 25
+            ),
+            10,
+            "the floor's picture and the chair's sound",
+        )
+        assert listener.slots["floor_audio"].packets == heard
+
+        router.set_muted("tdp-02", False)
+        await until(lambda: listener.slots["floor_audio"].packets > heard + 25, 10, "the sound back after unmute")
+    finally:
+        await router.close()
+        for agent in agents.values():
+            await agent.close()

@@ -6,21 +6,12 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.harness import ROOT, Agent, Coordinator, free_port, sample, wait_for
+from tests.harness import BOTH_DATABASES, ROOT, Agent, Coordinator, free_port, sample, wait_for
 from tests.webtools import signed_in
-
-
-@pytest.fixture
-def sqlite_coordinator(tmp_path: Path) -> Iterator[Coordinator]:
-    coord = Coordinator(tmp_path / "coordinator").start()
-    yield coord
-    coord.stop()
 
 
 def _check(config: Path, *extra: str) -> tuple[int, str]:
@@ -44,8 +35,8 @@ def _by_name(output: str) -> dict[str, dict[str, Any]]:
     return {check["name"]: check for check in report["checks"]}
 
 
-def test_check_passes_on_a_healthy_simulated_room(sqlite_coordinator: Coordinator, tmp_path: Path) -> None:
-    agent = _room(sqlite_coordinator, tmp_path, "tdp-01")
+def test_check_passes_on_a_healthy_simulated_room(coordinator: Coordinator, tmp_path: Path) -> None:
+    agent = _room(coordinator, tmp_path, "tdp-01")
     code, out = _check(agent.config, "--json")
     checks = _by_name(out)
     assert code == 0, out
@@ -68,8 +59,8 @@ def test_check_passes_on_a_healthy_simulated_room(sqlite_coordinator: Coordinato
     assert "Kết quả: TẤT CẢ ĐẠT" in text
 
 
-def test_check_a_wrong_token(sqlite_coordinator: Coordinator, tmp_path: Path) -> None:
-    agent = _room(sqlite_coordinator, tmp_path, "tdp-01", token="sai-ma-phong-0123456789")
+def test_check_a_wrong_token(coordinator: Coordinator, tmp_path: Path) -> None:
+    agent = _room(coordinator, tmp_path, "tdp-01", token="sai-ma-phong-0123456789")
     code, out = _check(agent.config, "--json")
     assert code == 1
     checks = _by_name(out)
@@ -101,8 +92,8 @@ def test_check_an_unreachable_coordinator(tmp_path: Path) -> None:
     assert checks["camera"]["ok"] is True  # the test source: devices are checked all the same
 
 
-def test_check_a_missing_camera(sqlite_coordinator: Coordinator, tmp_path: Path) -> None:
-    agent = _room(sqlite_coordinator, tmp_path, "tdp-01", '[devices]\ncamera = "/dev/video-khong-co"\n')
+def test_check_a_missing_camera(coordinator: Coordinator, tmp_path: Path) -> None:
+    agent = _room(coordinator, tmp_path, "tdp-01", '[devices]\ncamera = "/dev/video-khong-co"\n')
     code, out = _check(agent.config, "--json")
     assert code == 1
     checks = _by_name(out)
@@ -119,6 +110,7 @@ def test_check_an_unreadable_config(tmp_path: Path) -> None:
     assert "[LỖI] Tệp cấu hình" in out
 
 
+@BOTH_DATABASES
 def test_readiness_check_runs_before_the_meeting_and_survives_a_restart(
     coordinator: Coordinator, start_agent: Callable[..., Agent], tmp_path: Path
 ) -> None:
