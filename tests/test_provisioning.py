@@ -1,4 +1,4 @@
-"""Provisioning (issue 5): ansible-lint, syntax checks, inventory validation and the Molecule scenarios.
+"""Provisioning: ansible-lint, syntax checks, inventory validation and the Molecule scenarios.
 
 The scenarios boot real Debian 12 hosts with systemd (molecule/lab/) and run the real playbooks over SSH,
 so they need root, debootstrap and systemd-nspawn (``./dev test`` installs them). Each scenario's output
