@@ -316,6 +316,8 @@ def start_host(state: dict[str, Any], base: Path, name: str, where: str, key: Pa
     # systemd's progress on the console (console.log): a slow start or stop job shows up by name.
     (merged / "etc/systemd/system.conf.d").mkdir(parents=True, exist_ok=True)
     (merged / "etc/systemd/system.conf.d/phonghop-lab.conf").write_text("[Manager]\nShowStatus=yes\n")
+    # A persistent journal: what a host that would not power off was waiting for is read from it.
+    (merged / "var/log/journal").mkdir(parents=True, exist_ok=True)
     ssh_dir = merged / "root/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text(Path(f"{key}.pub").read_text())
@@ -451,9 +453,20 @@ def power_off(host: dict[str, Any]) -> None:
 
 
 def console_end(host: dict[str, Any]) -> None:
+    """The end of the host's console and of its journal (still on its overlay until it is unmounted)."""
     console = Path(host["dir"]) / "console.log"
     for line in console.read_text(errors="replace").splitlines()[-15:] if console.exists() else []:
         log(f"  {line}")
+    journal = Path(host["dir"]) / "merged" / "var/log/journal"
+    if journal.is_dir():
+        shown = subprocess.run(
+            ["journalctl", f"--directory={journal}", "--no-pager", "-o", "short-monotonic", "-n", "30"],
+            capture_output=True,
+            text=True,
+        )
+        log("  its journal's end:")
+        for line in shown.stdout.splitlines():
+            log(f"  {line}")
 
 
 def stop_host(name: str, host: dict[str, Any], started: float, deadline: float) -> None:
