@@ -2,7 +2,9 @@
 
 A room id is its inventory hostname; its kind (``group``) comes from the
 inventory group it is in. The demo and the tests read rooms from the
-inventory file through this module, so nothing else keeps a room list.
+inventory file through this module, so nothing else keeps a room list, and
+the playbooks read the room id pattern and the room groups from here
+(``playbooks/lookup_plugins/phonghop_identity.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import yaml
 
 RoomGroup = Literal["hall", "residential_group", "school", "public_service"]
 ROOM_GROUPS: tuple[str, ...] = get_args(RoomGroup)
+# The inventory group (under ``rooms``) that holds each kind of room.
+ROOM_INVENTORY_GROUPS: dict[str, str] = dict(
+    zip(("hall", "residential_groups", "schools", "public_services"), ROOM_GROUPS, strict=True)
+)
 # A hostname label: lowercase letters, digits and inner hyphens, at most 32 characters.
 ROOM_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
 ROOM_ID_HINT = (
@@ -54,6 +60,11 @@ def load_rooms(path: Path = DEFAULT_INVENTORY) -> list[RoomIdentity]:
         if kind not in ROOM_GROUPS:
             raise InventoryError(
                 f"{path}: group '{group_name}' sets phonghop_room_group={kind!r}; use one of {', '.join(ROOM_GROUPS)}"
+            )
+        if ROOM_INVENTORY_GROUPS.get(group_name) != kind:
+            raise InventoryError(
+                f"{path}: rooms of kind {kind} go under the group "
+                f"{next(g for g, k in ROOM_INVENTORY_GROUPS.items() if k == kind)}, not '{group_name}'"
             )
         for room_id, host_vars in (group.get("hosts") or {}).items():
             if not is_valid_room_id(room_id):

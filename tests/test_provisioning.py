@@ -1,4 +1,4 @@
-"""Provisioning (issue 5): ansible-lint, syntax checks, inventory validation and the Molecule scenarios.
+"""Provisioning: ansible-lint, syntax checks, inventory validation and the Molecule scenarios.
 
 The scenarios boot real Debian 12 hosts with systemd (molecule/lab/) and run the real playbooks over SSH,
 so they need root, debootstrap and systemd-nspawn (``./dev test`` installs them). Each scenario's output
@@ -180,8 +180,10 @@ def molecule_test(scenario: str, *options: str) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def lab() -> Any:
     """One lab for both scenarios: `default` converges it and leaves it up, `new_room` adds a room to it
-    and destroys it. Torn down here too, whatever failed."""
+    and destroys it. Torn down here too, whatever failed; Molecule's own state is reset with it, or a
+    run after a failed one would take the removed hosts for created ones."""
     subprocess.run([sys.executable, str(LAB_TOOL), "down", "--lab", LAB_NAME], check=True, timeout=300)
+    run([str(VENV_BIN / "molecule"), "reset", "--all"], 120)
     yield LAB_NAME
     subprocess.run([sys.executable, str(LAB_TOOL), "down", "--lab", LAB_NAME], check=True, timeout=300)
 

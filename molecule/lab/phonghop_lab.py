@@ -62,6 +62,8 @@ BASE_PACKAGES = [
 # Installed with apt-get inside the new tree (debootstrap's own resolver cannot pick virtual packages).
 EXTRA_PACKAGES = ["sqlite3", "python3-cryptography"]
 TOOL_VERSION = "2"  # bump when the base tree's preparation changes
+# A converged host powers off in a few seconds; longer means a stop job waited (shown from the console).
+SLOW_POWER_OFF = 10.0
 
 CACHE_DIR = Path(os.environ.get("PHONGHOP_LAB_CACHE", "/var/cache/phonghop-lab"))
 DATA_DIR = Path(os.environ.get("PHONGHOP_LAB_DATA", "/var/lib/phonghop-lab"))
@@ -314,6 +316,8 @@ def start_host(state: dict[str, Any], base: Path, name: str, where: str, key: Pa
     # systemd's progress on the console (console.log): a slow start or stop job shows up by name.
     (merged / "etc/systemd/system.conf.d").mkdir(parents=True, exist_ok=True)
     (merged / "etc/systemd/system.conf.d/phonghop-lab.conf").write_text("[Manager]\nShowStatus=yes\n")
+    # A persistent journal: what a host that would not power off was waiting for is read from it.
+    (merged / "var/log/journal").mkdir(parents=True, exist_ok=True)
     ssh_dir = merged / "root/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text(Path(f"{key}.pub").read_text())
@@ -448,7 +452,24 @@ def power_off(host: dict[str, Any]) -> None:
         os.kill(pid, signal.SIGTERM)
 
 
-def stop_host(host: dict[str, Any], deadline: float) -> None:
+def console_end(host: dict[str, Any]) -> None:
+    """The end of the host's console and of its journal (still on its overlay until it is unmounted)."""
+    console = Path(host["dir"]) / "console.log"
+    for line in console.read_text(errors="replace").splitlines()[-15:] if console.exists() else []:
+        log(f"  {line}")
+    journal = Path(host["dir"]) / "merged" / "var/log/journal"
+    if journal.is_dir():
+        shown = subprocess.run(
+            ["journalctl", f"--directory={journal}", "--no-pager", "-o", "short-monotonic", "-n", "30"],
+            capture_output=True,
+            text=True,
+        )
+        log("  its journal's end:")
+        for line in shown.stdout.splitlines():
+            log(f"  {line}")
+
+
+def stop_host(name: str, host: dict[str, Any], started: float, deadline: float) -> None:
     pid = host.get("pid")
     if pid and pid_alive(pid) and started_by_us(pid, host["dir"]):
         while pid_alive(pid) and time.monotonic() < deadline:
@@ -456,13 +477,16 @@ def stop_host(host: dict[str, Any], deadline: float) -> None:
                 if os.waitpid(pid, os.WNOHANG)[0] == pid:
                     break
             time.sleep(0.2)
+        took = time.monotonic() - started
         if pid_alive(pid):
-            console = Path(host["dir"]) / "console.log"
-            last = console.read_text(errors="replace").splitlines()[-15:] if console.exists() else []
-            log(f"nspawn pid {pid} did not power off in time; sending SIGKILL. Its console's end:")
-            for line in last:
-                log(f"  {line}")
+            log(f"{name} (nspawn pid {pid}) did not power off in time; sending SIGKILL. Its console's end:")
+            console_end(host)
             os.kill(pid, signal.SIGKILL)
+        elif took > SLOW_POWER_OFF:
+            log(f"{name} powered off in {took:.1f} s, slowly. Its console's end:")
+            console_end(host)
+        else:
+            log(f"{name} powered off in {took:.1f} s")
     top = Path(host["dir"])
     merged = top / "merged"
     if host.get("mounted"):
@@ -484,9 +508,10 @@ def down(args: argparse.Namespace) -> None:
     for name, host in state["hosts"].items():
         log(f"powering off {name}")
         power_off(host)
-    deadline = time.monotonic() + 60
+    started = time.monotonic()
+    deadline = started + 60
     for name, host in list(state["hosts"].items()):
-        stop_host(host, deadline)
+        stop_host(name, host, started, deadline)
         del state["hosts"][name]
         save_state(state)
     proxy = state.get("proxy")
