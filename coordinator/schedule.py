@@ -40,6 +40,9 @@ def expected_rooms(meeting: Meeting, registry: Registry) -> set[str]:
     return rooms
 
 
+MAX_ID = 2**31 - 1  # PostgreSQL's INTEGER; SQLite's is wider
+
+
 def meeting_not_found(meeting_id: int) -> ApiError:
     return ApiError(
         404,
@@ -91,6 +94,8 @@ class Schedule:
         return meeting
 
     async def get(self, meeting_id: int) -> Meeting:
+        if not 1 <= meeting_id <= MAX_ID:  # beyond the database's integer: no such meeting, not an overflow
+            raise meeting_not_found(meeting_id)
         async with self._sessions() as session:
             meeting = await session.get(Meeting, meeting_id)
         if meeting is None or meeting.deleted_at is not None:

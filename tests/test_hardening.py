@@ -1,0 +1,121 @@
+"""Issue 13: bad input and abuse against a real coordinator process, each refused clearly and never a 5xx."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.harness import Coordinator
+
+
+@pytest.fixture(scope="module")
+def coord(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coordinator]:
+    """One coordinator for the module: every test here leaves the schedule and rooms as it found them."""
+    coordinator = Coordinator(tmp_path_factory.mktemp("hardening") / "coordinator").start()
+    coordinator.enroll("ubnd", "hall")
+    coordinator.enroll("tdp-01")
+    yield coordinator
+    coordinator.stop()
+
+
+def _error(response: httpx.Response) -> dict[str, object]:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    return dict(body["error"])
+
+
+def _meeting(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "title": "Giao ban tuần",
+        "chair_room": "ubnd",
+        "invited_rooms": ["tdp-01"],
+        "start": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        "duration_seconds": 3600,
+    }
+    body.update(overrides)
+    return body
+
+
+def test_a_runaway_recurrence_rule_is_refused_fast_and_health_answers_meanwhile(coord: Coordinator) -> None:
+    answers: list[float] = []
+    done = threading.Event()
+
+    def poll_health() -> None:
+        with httpx.Client(base_url=coord.url, timeout=10) as client:
+            while not done.is_set():
+                began = time.monotonic()
+                assert client.get("/healthz").status_code == 200
+                answers.append(time.monotonic() - began)
+                time.sleep(0.05)
+
+    poller = threading.Thread(target=poll_health)
+    poller.start()
+    try:
+        with coord.api() as api:
+            for rule in ("FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"):
+                began = time.monotonic()
+                refused = api.post("/api/v1/meetings", json=_meeting(rrule=rule))
+                assert time.monotonic() - began < 2, rule
+                assert refused.status_code == 422, refused.text
+                reason = str(_error(refused)["fields"])
+                assert "quy tắc lặp lại" in reason or "tần suất" in reason, reason
+            # A rare rule the calendar search must cut off (never within 5 years), in a thread.
+            slow = api.post(
+                "/api/v1/meetings", json=_meeting(rrule="FREQ=DAILY;INTERVAL=7;BYDAY=TU", start="2026-11-23T07:30:00")
+            )
+            assert slow.status_code == 422
+            assert "never occurs" in str(_error(slow)["fields"])
+            assert api.get("/api/v1/meetings").json() == []
+    finally:
+        done.set()
+        poller.join()
+    assert answers
+    assert max(answers) < 1.0, f"/healthz waited {max(answers):.1f} s"
+
+
+HUGE = "18446744073709551615"
+
+
+def test_ids_beyond_the_database_integer_are_not_found(coord: Coordinator) -> None:
+    with coord.api() as api:
+        for method, path in (
+            ("GET", f"/api/v1/meetings/{HUGE}"),
+            ("PATCH", f"/api/v1/meetings/{HUGE}"),
+            ("DELETE", f"/api/v1/meetings/{HUGE}"),
+            ("POST", f"/api/v1/meetings/{HUGE}/start"),
+            ("GET", f"/api/v1/meetings/{HUGE}/occurrences"),
+            ("GET", f"/api/v1/meetings/{HUGE}/readiness"),
+            ("GET", "/api/v1/meetings/2147483648"),
+            ("GET", "/api/v1/meetings/-1"),
+        ):
+            response = api.request(method, path, json={"title": "x"} if method == "PATCH" else None)
+            assert response.status_code == 404, (method, path, response.text)
+            assert "no meeting with id" in str(_error(response)["message"])
+
+
+def test_patch_refuses_explicit_nulls_and_long_rules(coord: Coordinator) -> None:
+    with coord.api() as api:
+        created = api.post("/api/v1/meetings", json=_meeting(rrule="FREQ=WEEKLY;BYDAY=MO"))
+        assert created.status_code == 201, created.text
+        meeting_id = created.json()["id"]
+        try:
+            for field in ("mode", "timezone", "title", "start", "chair_room", "duration_seconds", "invited_rooms"):
+                response = api.patch(f"/api/v1/meetings/{meeting_id}", json={field: None})
+                assert response.status_code == 422, (field, response.text)
+                assert "cannot be null" in str(_error(response)["fields"]), field
+            too_long = api.patch(f"/api/v1/meetings/{meeting_id}", json={"rrule": "FREQ=DAILY;" + "X" * 600})
+            assert too_long.status_code == 422
+            assert "rrule" in str(_error(too_long)["fields"])
+            for start in ("0001-01-01T00:00:00+07:00", "9999-12-31T23:59:59-07:00"):
+                far = api.patch(f"/api/v1/meetings/{meeting_id}", json={"start": start})
+                assert far.status_code == 422, far.text
+            one_off = api.patch(f"/api/v1/meetings/{meeting_id}", json={"rrule": None})
+            assert one_off.status_code == 200, one_off.text
+            assert one_off.json()["rrule"] is None
+        finally:
+            api.delete(f"/api/v1/meetings/{meeting_id}")
