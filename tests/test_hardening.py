@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from phonghop.webrtc import peer_connection
 from tests.harness import Coordinator
 
 
@@ -119,3 +121,43 @@ def test_patch_refuses_explicit_nulls_and_long_rules(coord: Coordinator) -> None
             assert one_off.json()["rrule"] is None
         finally:
             api.delete(f"/api/v1/meetings/{meeting_id}")
+
+
+async def _echo_offer() -> str:
+    pc = peer_connection()
+    pc.addTransceiver("video", direction="sendrecv")
+    pc.addTransceiver("audio", direction="sendrecv")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = str(pc.localDescription.sdp)
+    await pc.close()
+    return sdp
+
+
+def _open_files(coordinator: Coordinator) -> int:
+    assert coordinator.proc is not None
+    return len(os.listdir(f"/proc/{coordinator.proc.pid}/fd"))
+
+
+async def test_self_test_echo_checks_the_offer_and_gives_each_room_one_loop(coord: Coordinator) -> None:
+    token = coord.enroll("tdp-echo-1")
+    other = coord.enroll("tdp-echo-2")
+    files_before = _open_files(coord)
+    with coord.api(token=token) as room:
+        for sdp, fragment in (
+            ("v=0\r\nm=audio x y z\r\n", "does not parse"),
+            ("garbage", "not SDP"),
+            ("v=0\r\n" + "a=x\r\n" * 700, "lines, over the limit"),
+        ):
+            refused = room.post("/api/v1/rooms/tdp-echo-1/selftest/echo", json={"sdp": sdp})
+            assert refused.status_code == 422, refused.text
+            assert _error(refused)["code"] == "bad_offer"
+            assert fragment in str(_error(refused)["message"])
+        assert _open_files(coord) <= files_before + 1, "a refused offer leaves no peer open"
+        offer = await _echo_offer()
+        answers = [room.post("/api/v1/rooms/tdp-echo-1/selftest/echo", json={"sdp": offer}) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429], [a.text for a in answers]
+    assert "try again" in str(_error(answers[-1])["message"])
+    with coord.api(token=other) as second:
+        assert second.post("/api/v1/rooms/tdp-echo-2/selftest/echo", json={"sdp": offer}).status_code == 200
+    log = coord.log.read_text()
+    assert log.count("room tdp-echo-1: self-test media loop closed") >= 2, "each new self-test replaced the last"

@@ -32,6 +32,11 @@ SLOT_LAYOUT = (
     ("audio", "sendrecv", "chair_audio"),
     ("audio", "recvonly", "floor_audio"),
 )
+# The self-test's offer: its test picture and tone, both sent back.
+ECHO_LAYOUT = (
+    ("video", "sendrecv", "test picture"),
+    ("audio", "sendrecv", "test tone"),
+)
 FORWARDED_CODECS = {"video": "VP8", "audio": "opus"}
 
 
@@ -77,7 +82,7 @@ def _check_size(sdp: str) -> None:
                 )
 
 
-def check_offer(sdp: str) -> None:
+def check_offer(sdp: str, layout: tuple[tuple[str, str, str], ...] = SLOT_LAYOUT) -> None:
     """Refuse offers the router cannot serve, with a reason, before aiortc sees them."""
     if not sdp.lstrip().startswith("v=0"):
         raise OfferError("the offer is not SDP (it does not start with 'v=0'); send pc.localDescription.sdp")
@@ -87,23 +92,21 @@ def check_offer(sdp: str) -> None:
     except Exception as exc:
         raise OfferError(f"the SDP offer does not parse ({exc.__class__.__name__}: {exc})") from exc
     media = session.media
-    if len(media) != len(SLOT_LAYOUT):
+    if len(media) != len(layout):
         kinds = ", ".join(f"{m.kind}/{m.direction}" for m in media) or "none"
-        raise OfferError(
-            f"the offer has {len(media)} media sections ({kinds}); "
-            "offer video (sendrecv), audio (sendrecv), audio (recvonly) in that order"
-        )
-    for index, (m, (kind, direction, slot)) in enumerate(zip(media, SLOT_LAYOUT, strict=True)):
+        wanted = ", ".join(f"{kind} ({direction})" for kind, direction, _ in layout)
+        raise OfferError(f"the offer has {len(media)} media sections ({kinds}); offer {wanted} in that order")
+    for index, (m, (kind, direction, slot)) in enumerate(zip(media, layout, strict=True)):
         if m.kind != kind or m.direction != direction:
             raise OfferError(
                 f"media section {index} is {m.kind}/{m.direction}; the {slot} slot needs {kind}/{direction}"
             )
         names = {codec.name.lower() for codec in m.rtp.codecs}
-        wanted = FORWARDED_CODECS[kind]
-        if wanted.lower() not in names:
+        wanted_codec = FORWARDED_CODECS[kind]
+        if wanted_codec.lower() not in names:
             raise OfferError(
                 f"media section {index} ({kind}) offers {', '.join(sorted(names)) or 'no codec'}; "
-                f"the router forwards {wanted} only"
+                f"the router forwards {wanted_codec} only"
             )
         if m.dtls is None or m.ice is None:
             raise OfferError(f"media section {index} has no ICE or DTLS parameters")
