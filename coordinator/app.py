@@ -16,6 +16,7 @@ from coordinator.auth import load_operator_token
 from coordinator.connections import Connections
 from coordinator.database import make_engine, make_sessionmaker, migrate
 from coordinator.dispatch import ControlDispatch
+from coordinator.http_guard import HttpGuard
 from coordinator.live_meetings import LiveMeetings
 from coordinator.media.echo import Echoes
 from coordinator.metrics import build_registry
@@ -117,4 +118,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, rooms, meetings, screens, control, agent, readiness):
         app.include_router(module.router)
     web.install(app, settings)
+    app.add_middleware(HttpGuard)  # the outermost: before sessions, routing and any body parsing
     return app

@@ -7,12 +7,14 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
 from phonghop.webrtc import peer_connection
 from tests.harness import Coordinator
+from tests.webtools import csrf_of
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +163,64 @@ async def test_self_test_echo_checks_the_offer_and_gives_each_room_one_loop(coor
         assert second.post("/api/v1/rooms/tdp-echo-2/selftest/echo", json={"sdp": offer}).status_code == 200
     log = coord.log.read_text()
     assert log.count("room tdp-echo-1: self-test media loop closed") >= 2, "each new self-test replaced the last"
+
+
+def _rss_mb(coordinator: Coordinator) -> float:
+    assert coordinator.proc is not None
+    status = Path(f"/proc/{coordinator.proc.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+
+
+def test_bodies_are_limited_and_the_credential_comes_first(coord: Coordinator) -> None:
+    rss_before = _rss_mb(coord)
+    big = b'{"title": "' + b"x" * 20_000_000 + b'"}'
+    with coord.api(token=None) as anonymous:
+        declared = anonymous.post("/api/v1/meetings", content=big, headers={"content-type": "application/json"})
+        assert declared.status_code == 413
+        assert "over the limit" in str(_error(declared)["message"])
+        unsigned = anonymous.post("/api/v1/meetings", json=_meeting())
+        assert unsigned.status_code == 401
+        assert "Authorization: Bearer" in str(_error(unsigned)["message"])
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"title": "'
+        for _ in range(200):
+            yield b"x" * 100_000
+
+    with coord.api() as api:
+        streamed = api.post("/api/v1/meetings", content=chunks(), headers={"content-type": "application/json"})
+        assert streamed.status_code == 413, streamed.text
+        assert api.get("/api/v1/meetings").json() == []
+    with httpx.Client(base_url=coord.url, timeout=30) as browser:
+        page = browser.get("/dang-nhap")
+        csrf = csrf_of(page.text)
+        upload = browser.post(
+            "/dang-nhap",
+            data={"csrf_token": csrf, "name": "x", "password": "y"},
+            files={"attachment": ("big.bin", b"\0" * 30_000, "application/octet-stream")},
+        )
+        assert upload.status_code == 400
+        assert "không nhận tệp đính kèm" in upload.text
+        huge_form = browser.post(
+            "/dang-nhap",
+            content=b"a=" + b"x" * 5_000_000,
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert huge_form.status_code == 413
+    assert _rss_mb(coord) < rss_before + 30, "nothing big was read into memory"
+
+
+def test_pages_and_api_send_the_protective_headers(coord: Coordinator) -> None:
+    with httpx.Client(base_url=coord.url, timeout=10) as client:
+        page = client.get("/dang-nhap")
+        policy = page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy
+        assert "script-src 'self'" in policy
+        assert "unsafe-inline" not in policy
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["referrer-policy"] == "same-origin"
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "onsubmit=" not in page.text
+        api = client.get("/healthz")
+        assert api.headers["x-content-type-options"] == "nosniff"
+        assert "content-security-policy" not in api.headers
