@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # Serve HTTPS and WSS directly (a lab, or no reverse proxy in front); both files or neither.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # The session cookie's Secure flag. Unset: on every request served over HTTPS, whether the coordinator holds
+    # the TLS files itself or a reverse proxy on this host says so (X-Forwarded-Proto: https, trusted from
+    # 127.0.0.1). true: always (the Ansible role sets it: nginx serves HTTPS). false: never (a plain-HTTP lab).
+    cookie_secure: bool | None = None
     # Readiness check: invited rooms run their self-test this long before each start, and again closer to it.
     readiness_lead_seconds: float = Field(default=3600, ge=0)
     readiness_final_lead_seconds: float = Field(default=600, ge=0)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -224,3 +226,79 @@ def test_pages_and_api_send_the_protective_headers(coord: Coordinator) -> None:
         api = client.get("/healthz")
         assert api.headers["x-content-type-options"] == "nosniff"
         assert "content-security-policy" not in api.headers
+
+
+def _sign_in(client: httpx.Client, name: str, password: str, **headers: str) -> httpx.Response:
+    csrf = csrf_of(client.get("/dang-nhap").text)
+    data = {"csrf_token": csrf, "name": name, "password": password, "next": "/"}
+    return client.post("/dang-nhap", data=data, headers=headers)
+
+
+def test_sign_in_failures_are_throttled_per_user_and_per_address(coord: Coordinator) -> None:
+    assert coord.add_user("thu-ky", "viewer", "dung-mat-khau").returncode == 0
+    # As nginx forwards it: the address is the client's, not the proxy's (the other tests sign in from 127.0.0.1).
+    forwarded = {"X-Forwarded-For": "203.0.113.7"}
+    with httpx.Client(base_url=coord.url, timeout=30, headers=forwarded) as client:
+        statuses = [_sign_in(client, "thu-ky", f"sai-{n}").status_code for n in range(6)]
+        assert statuses == [401] * 5 + [429], statuses
+        throttled = _sign_in(client, "thu-ky", "dung-mat-khau")
+        assert throttled.status_code == 429, "the right password waits too: guessing must not pay"
+        assert "Hãy chờ" in throttled.text
+        assert "giây" in throttled.text
+        assert 1 <= int(throttled.headers["retry-after"]) <= 60
+        # Other names from this address: ten failures in all, then the address waits.
+        others = [_sign_in(client, f"khach-{n}", "sai-mat-khau").status_code for n in range(6)]
+        assert others[:5] == [401] * 5
+        assert others[5] == 429
+        assert "Hãy chờ" in _sign_in(client, "khach-moi", "sai").text
+
+
+def test_the_session_cookie_is_secure_over_https_behind_a_proxy(coord: Coordinator) -> None:
+    assert coord.add_user("bi-thu", "viewer", "mat-khau-bi-thu").returncode == 0
+    with httpx.Client(base_url=coord.url, timeout=30) as plain:
+        cookie = _sign_in(plain, "bi-thu", "mat-khau-bi-thu").headers["set-cookie"]
+        assert "secure" not in cookie.lower(), "plain HTTP on loopback: a lab, the cookie could not come back"
+    with httpx.Client(base_url=coord.url, timeout=30, headers={"X-Forwarded-Proto": "https"}) as proxied:
+        cookie = _sign_in(proxied, "bi-thu", "mat-khau-bi-thu").headers["set-cookie"]
+    assert "phonghop_phien=" in cookie
+    assert "; secure" in cookie.lower()
+    assert "httponly" in cookie.lower()
+
+
+def test_sign_out_and_a_new_password_end_old_sessions(coord: Coordinator) -> None:
+    assert coord.add_user("chu-tich", "operator", "mat-khau-cu-1").returncode == 0
+    with httpx.Client(base_url=coord.url, timeout=30) as first, httpx.Client(base_url=coord.url, timeout=30) as second:
+        assert _sign_in(first, "chu-tich", "mat-khau-cu-1").status_code == 303
+        assert _sign_in(second, "chu-tich", "mat-khau-cu-1").status_code == 303
+        saved = dict(first.cookies)
+        assert first.get("/").status_code == 200
+        signed_out = first.post("/dang-xuat", data={"csrf_token": csrf_of(first.get("/").text)})
+        assert signed_out.status_code == 303
+        with httpx.Client(base_url=coord.url, timeout=30, cookies=saved) as replay:
+            assert replay.get("/").status_code == 303, "a cookie saved before sign-out opens nothing"
+        assert second.get("/").status_code == 303, "signing out ends the user's other sessions too"
+
+        assert _sign_in(second, "chu-tich", "mat-khau-cu-1").status_code == 303
+        assert second.get("/").status_code == 200
+        changed = subprocess.run(
+            [sys.executable, "-m", "coordinator", "user", "add", "chu-tich", "--role", "operator", "--replace"],
+            input="mat-khau-moi-2\n",
+            capture_output=True,
+            text=True,
+            env=coord.env,
+            timeout=60,
+        )
+        assert changed.returncode == 0, changed.stderr
+        assert second.get("/").status_code == 303, "a new password ends the sessions signed in with the old one"
+
+        assert _sign_in(second, "chu-tich", "mat-khau-moi-2").status_code == 303
+        removed = subprocess.run(
+            [sys.executable, "-m", "coordinator", "user", "remove", "chu-tich"],
+            capture_output=True,
+            text=True,
+            env=coord.env,
+            timeout=60,
+        )
+        assert removed.returncode == 0, removed.stderr
+        assert coord.add_user("chu-tich", "operator", "mat-khau-moi-2").returncode == 0
+        assert second.get("/").status_code == 303, "a user removed and made again gets none of the old sessions"

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from coordinator.web.state import web_state
 
 SESSION_USER = "user"
+SESSION_GENERATION = "generation"
 SESSION_CSRF = "csrf"
 CSRF_FIELD = "csrf_token"
 
@@ -97,9 +98,17 @@ def safe_next(path: str | None) -> str:
 
 async def current_user(request: Request) -> SignedIn:
     name = request.session.get(SESSION_USER)
+    generation = request.session.get(SESSION_GENERATION)
     user = await web_state(request).users.get(name) if isinstance(name, str) else None
+    if user is not None and not (
+        isinstance(generation, str)
+        and user.session_generation
+        and hmac.compare_digest(generation.encode(), user.session_generation.encode())
+    ):
+        user = None  # signed out since, a new password, or removed and made again: this session has ended
     if user is None:
         request.session.pop(SESSION_USER, None)
+        request.session.pop(SESSION_GENERATION, None)
         target = request.url.path if request.method == "GET" else "/"
         if request.url.query and request.method == "GET":
             target += "?" + request.url.query
