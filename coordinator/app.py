@@ -20,6 +20,7 @@ from coordinator.http_guard import HttpGuard
 from coordinator.live_meetings import LiveMeetings
 from coordinator.media.echo import Echoes
 from coordinator.metrics import build_registry
+from coordinator.ratelimit import TokenBuckets
 from coordinator.readiness import ReadinessChecks
 from coordinator.readiness_store import ReadinessStore
 from coordinator.registry import Registry
@@ -75,6 +76,7 @@ async def build_services(settings: Settings) -> Services:
         control_metrics,
         Screens(),
         checks,
+        TokenBuckets(rate=settings.control_messages_per_second, burst=settings.control_message_burst),
     )
 
 

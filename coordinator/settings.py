@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     scheduler_tick: float = Field(default=1.0, gt=0, le=60)
     # Control messages larger than this are refused with an error (SDP fits easily).
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Control messages per room: this many at once, then this many a second; past that the channel is closed
+    # (an agent sends a heartbeat and a media report every few seconds, and a few answers and offers).
+    control_message_burst: int = Field(default=60, ge=1)
+    control_messages_per_second: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
     # Serve HTTPS and WSS directly (a lab, or no reverse proxy in front); both files or neither.
     tls_cert_file: Path | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -13,9 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from phonghop.webrtc import peer_connection
-from tests.harness import Coordinator
+from tests.harness import Coordinator, sample
 from tests.webtools import csrf_of
 
 
@@ -302,3 +306,29 @@ def test_sign_out_and_a_new_password_end_old_sessions(coord: Coordinator) -> Non
         assert removed.returncode == 0, removed.stderr
         assert coord.add_user("chu-tich", "operator", "mat-khau-moi-2").returncode == 0
         assert second.get("/").status_code == 303, "a user removed and made again gets none of the old sessions"
+
+
+async def test_a_room_flooding_its_control_channel_is_cut_off_and_counted(coord: Coordinator) -> None:
+    token = coord.enroll("tdp-flood")
+    hello = json.dumps({"type": "hello", "version": "test", "devices": {"camera": True}})
+    url = coord.ws_url("tdp-flood")
+
+    async def flood() -> None:
+        async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            for _ in range(2000):
+                await ws.send(hello)
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+
+    with pytest.raises(ConnectionClosed) as closed:
+        await flood()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1008
+    assert "rate limit" in closed.value.rcvd.reason
+    assert sample(coord.metrics(), "phonghop_control_errors_total", room="tdp-flood", reason="rate_limited") == 1
+    processed = coord.log.read_text().count("room tdp-flood: hello from agent")
+    assert processed <= 100, f"{processed} hellos processed: the flood went on"
+    # Within the limit the room connects again at once.
+    async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        await ws.send(hello)
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] in ("welcome", "command")
