@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     # File holding the operator's bearer token; created with a fresh token if missing.
     operator_token_file: Path | None = None
+    # File holding the read-only API token (district or province staff); created if missing.
+    read_token_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     timezone: str = "Asia/Ho_Chi_Minh"
@@ -73,3 +75,12 @@ class Settings(BaseSettings):
     @property
     def resolved_operator_token_file(self) -> Path:
         return self.operator_token_file or self.data_dir / "operator.token"
+
+    @property
+    def resolved_read_token_file(self) -> Path:
+        return self.read_token_file or self.data_dir / "read.token"
+
+    @property
+    def calendar_secret_file(self) -> Path:
+        """The secret in the calendar feed's URL (rotated with POST /api/v1/calendar/rotate)."""
+        return self.data_dir / "calendar.token"

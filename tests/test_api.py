@@ -180,6 +180,8 @@ def test_health_and_openapi(coordinator: Coordinator) -> None:
     with coordinator.api(token=None) as api:
         assert api.get("/healthz").json() == {"status": "ok"}
         assert api.get("/readyz").json()["status"] == "ready"
+        assert api.get("/openapi.json").status_code == 401
+    with coordinator.api() as api:
         paths = api.get("/openapi.json").json()["paths"]
     assert {"/api/v1/rooms", "/api/v1/meetings", "/api/v1/meetings/{meeting_id}/floor"} <= set(paths)
 

@@ -332,3 +332,47 @@ async def test_a_room_flooding_its_control_channel_is_cut_off_and_counted(coord:
     async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
         await ws.send(hello)
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] in ("welcome", "command")
+
+
+def test_reads_need_a_credential_and_the_calendar_has_its_own_secret_url(coord: Coordinator) -> None:
+    reads = [
+        "/api/v1/rooms",
+        "/api/v1/rooms/ubnd",
+        "/api/v1/meetings",
+        "/api/v1/meetings/1",
+        "/api/v1/meetings/1/occurrences",
+        "/api/v1/meetings/1/floor",
+        "/api/v1/meetings/calendar.ics",
+        "/openapi.json",
+    ]
+    with coord.api(token=None) as anonymous:
+        for path in reads:
+            refused = anonymous.get(path)
+            assert refused.status_code == 401, (path, refused.text)
+            assert "Authorization: Bearer" in str(_error(refused)["message"]), path
+        docs = anonymous.get("/docs")
+        assert docs.status_code == 303
+        assert docs.headers["location"].startswith("/dang-nhap")
+        assert anonymous.get("/metrics").status_code == 200, "Prometheus scrapes without a token (nginx limits who)"
+    read_token = (coord.data_dir / "read.token").read_text().strip()
+    with coord.api(token=read_token) as staff:
+        assert [r["id"] for r in staff.get("/api/v1/rooms").json()][:2] == ["ubnd", "tdp-01"]
+        assert staff.get("/api/v1/meetings").status_code == 200
+        assert staff.get("/openapi.json").status_code == 200
+        assert staff.get("/docs").status_code == 200
+        changed = staff.post("/api/v1/meetings", json=_meeting())
+        assert changed.status_code == 403, "the read-only token changes nothing"
+        assert staff.get("/api/v1/calendar").status_code == 403, "only the operator sees the feed's secret URL"
+    with coord.api() as api:
+        feed = api.get("/api/v1/calendar").json()["path"]
+    with coord.api(token=None) as calendar_app:
+        subscribed = calendar_app.get(feed)
+        assert subscribed.status_code == 200
+        assert subscribed.headers["content-type"].startswith("text/calendar")
+        assert calendar_app.get("/api/v1/calendar/guessed-secret.ics").status_code == 404
+    with coord.api() as api:
+        rotated = api.post("/api/v1/calendar/rotate").json()["path"]
+    assert rotated != feed
+    with coord.api(token=None) as calendar_app:
+        assert calendar_app.get(feed).status_code == 404, "the old address stops at once"
+        assert calendar_app.get(rotated).status_code == 200
