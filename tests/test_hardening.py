@@ -376,3 +376,17 @@ def test_reads_need_a_credential_and_the_calendar_has_its_own_secret_url(coord: 
     with coord.api(token=None) as calendar_app:
         assert calendar_app.get(feed).status_code == 404, "the old address stops at once"
         assert calendar_app.get(rotated).status_code == 200
+
+
+def test_web_routes_with_ids_beyond_the_database_integer_are_not_found(coord: Coordinator) -> None:
+    assert coord.add_user("van-thu", "operator", "mat-khau-van-thu").returncode == 0
+    with httpx.Client(base_url=coord.url, timeout=30, headers={"X-Forwarded-For": "198.51.100.9"}) as client:
+        assert _sign_in(client, "van-thu", "mat-khau-van-thu").status_code == 303
+        csrf = csrf_of(client.get("/").text)
+        for path in (f"/cuoc-hop/{HUGE}", f"/lich-hop/{HUGE}/sua", f"/cuoc-hop/{HUGE}?fragment=1"):
+            page = client.get(path)
+            assert page.status_code == 404, (path, page.status_code)
+            assert "Không có cuộc họp số" in page.text
+        for path in (f"/lich-hop/{HUGE}/huy", f"/cuoc-hop/{HUGE}/bat-dau", f"/lich-hop/{HUGE}/sua"):
+            posted = client.post(path, data={"csrf_token": csrf})
+            assert posted.status_code in (404, 409), (path, posted.status_code)
