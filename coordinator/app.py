@@ -10,15 +10,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from coordinator import errors
-from coordinator.api import agent, control, health, meetings, readiness, rooms, screens
+from coordinator.api import agent, calendar, control, docs, health, meetings, readiness, rooms, screens
 from coordinator.attendance import AttendanceBook
 from coordinator.auth import load_operator_token
 from coordinator.connections import Connections
 from coordinator.database import make_engine, make_sessionmaker, migrate
 from coordinator.dispatch import ControlDispatch
+from coordinator.http_guard import HttpGuard
 from coordinator.live_meetings import LiveMeetings
 from coordinator.media.echo import Echoes
 from coordinator.metrics import build_registry
+from coordinator.ratelimit import TokenBuckets
 from coordinator.readiness import ReadinessChecks
 from coordinator.readiness_store import ReadinessStore
 from coordinator.registry import Registry
@@ -74,6 +76,7 @@ async def build_services(settings: Settings) -> Services:
         control_metrics,
         Screens(),
         checks,
+        TokenBuckets(rate=settings.control_messages_per_second, burst=settings.control_message_burst),
     )
 
 
@@ -83,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.operator_token = load_operator_token(settings.resolved_operator_token_file)
+        app.state.read_token = load_operator_token(settings.resolved_read_token_file, "read-only token")
+        app.state.calendar_secret = load_operator_token(settings.calendar_secret_file, "calendar feed secret")
         services = await build_services(settings)
         app.state.services = services
         app.state.web = await web.start(services)
@@ -112,9 +117,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Phòng họp trực tuyến: room registry, meeting schedule, control channel, metrics.",
         lifespan=lifespan,
+        # The API documentation needs a credential too (coordinator.api.docs).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     errors.install(app)
-    for module in (health, rooms, meetings, screens, control, agent, readiness):
+    for module in (health, docs, rooms, meetings, calendar, screens, control, agent, readiness):
         app.include_router(module.router)
     web.install(app, settings)
+    app.add_middleware(HttpGuard)  # the outermost: before sessions, routing and any body parsing
     return app

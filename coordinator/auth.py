@@ -1,4 +1,9 @@
-"""Who may do what: the operator's bearer token guards every state change; a room's token lets it act as itself."""
+"""Who may do what: the operator's bearer token guards every state change; a room's token lets it act as itself.
+
+Reads need a credential too: the operator token, or the read-only token (for district or province staff),
+each in its own file in the data folder. The calendar feed has its own secret URL instead (calendar apps
+cannot send a header); the operator can rotate it.
+"""
 
 from __future__ import annotations
 
@@ -20,18 +25,61 @@ log = logging.getLogger(__name__)
 _bearer = HTTPBearer(auto_error=False, description="operator token (from the operator token file)")
 
 
-def load_operator_token(path: Path) -> str:
-    """Read the operator token, creating the file (mode 0600) with a fresh one if it is missing."""
+def load_operator_token(path: Path, what: str = "operator token") -> str:
+    """Read a token file, creating it (mode 0600) with a fresh token if it is missing."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(new_token() + "\n")
-        log.warning("created a new operator token in %s", path)
+        log.warning("created a new %s in %s", what, path)
     token = path.read_text(encoding="utf-8").strip()
     if len(token) < 16:
-        raise SystemExit(f"operator token in {path} is shorter than 16 characters; put a long random token there")
+        raise SystemExit(f"{what} in {path} is shorter than 16 characters; put a long random token there")
     return token
+
+
+def rotate_token_file(path: Path) -> str:
+    """A fresh token in the file (mode 0600), replacing the old one at once."""
+    token = new_token()
+    temporary = path.with_name(path.name + ".new")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    temporary.replace(path)
+    return token
+
+
+def _matches(sent: str, expected: str) -> bool:
+    return hmac.compare_digest(sent.encode(), expected.encode())
+
+
+def is_reader(request: Request, token: str | None) -> bool:
+    """The operator token or the read-only token."""
+    if token is None:
+        return False
+    return _matches(token, request.app.state.operator_token) or _matches(token, request.app.state.read_token)
+
+
+def bearer_of(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def require_reader(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    if credentials is None:
+        raise ApiError(
+            401,
+            "credential_required",
+            "reading needs a credential: send 'Authorization: Bearer <token>' with the operator token or the "
+            "read-only token (the read.token file in the coordinator's data folder)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not is_reader(request, credentials.credentials):
+        raise ApiError(403, "credential_rejected", "this token is neither the operator token nor the read-only token")
 
 
 def require_operator(
@@ -55,6 +103,7 @@ def require_operator(
 
 
 Operator = Depends(require_operator)
+Reader = Depends(require_reader)
 
 
 def room_refusal(registry: Registry, room_id: str, token: str | None) -> tuple[int, str, str] | None:

@@ -21,12 +21,18 @@ from pydantic import BaseModel
 
 from coordinator.attendance import AttendanceBook
 from coordinator.connections import PendingCommand
-from coordinator.media.peer import OfferError
+from coordinator.media.peer import OfferError, check_offer
 from coordinator.media.router import MediaCounters, MeetingRouter
 from coordinator.models import Meeting, Occurrence, utcnow
+from coordinator.ratelimit import TokenBuckets
 from phonghop.protocol import Ack, Action, Answer, Error, Floor, MeetingRef, Offer, Publish
 
 log = logging.getLogger(__name__)
+
+# Offers that pass the check make a peer connection each: a room gets a few at once (a reconnect after a
+# failed link), then about one every few seconds.
+OFFER_BURST = 3
+OFFER_EVERY_SECONDS = 3.0
 
 
 class RoomChannels(Protocol):
@@ -87,6 +93,7 @@ class LiveMeetings:
         self.media_counters = MediaCounters()
         self._told: dict[str, int | None] = {}  # room -> meeting id of the last join sent (None: leave)
         self._background: set[asyncio.Future[bool]] = set()
+        self._offers = TokenBuckets(rate=1 / OFFER_EVERY_SECONDS, burst=OFFER_BURST)
 
     # --- queries ------------------------------------------------------------
 
@@ -131,6 +138,17 @@ class LiveMeetings:
             return Error(
                 code="bad_offer",
                 message=f"room {room_id} is not in meeting occurrence {offer.occurrence}; offer after a join command",
+            )
+        try:
+            check_offer(offer.sdp)  # before the room's running peer is replaced
+        except OfferError as exc:
+            return Error(code="bad_offer", message=str(exc))
+        wait = self._offers.take(room_id)
+        if wait > 0:
+            return Error(
+                code="bad_offer",
+                message=f"room {room_id} sends offers too often (limit: {OFFER_BURST} at once, then one every "
+                f"{OFFER_EVERY_SECONDS:.0f} s); offer again in {wait:.1f} s",
             )
         try:
             sdp = await meeting.router.add(room_id, offer.sdp)

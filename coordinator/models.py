@@ -108,6 +108,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Every session cookie carries the generation it was signed in under; a new one (sign-out, a new password)
+    # ends all older sessions of the user. Random, so a user removed and made again gets none of the old ones.
+    session_generation: Mapped[str] = mapped_column(String(32), default="", server_default="")
 
 
 class PresenceEvent(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from coordinator.database import AsyncSession
 from coordinator.errors import ApiError
 from coordinator.models import Meeting, utcnow
-from coordinator.recurrence import RecurrenceError, Timing, parse_rrule
+from coordinator.recurrence import RecurrenceError, Timing, check_rrule
 from coordinator.registry import Registry
 from coordinator.schemas import MeetingCreate, MeetingFields, MeetingPatch
 
@@ -39,6 +40,9 @@ def expected_rooms(meeting: Meeting, registry: Registry) -> set[str]:
     return rooms
 
 
+MAX_ID = 2**31 - 1  # PostgreSQL's INTEGER; SQLite's is wider
+
+
 def meeting_not_found(meeting_id: int) -> ApiError:
     return ApiError(
         404,
@@ -52,8 +56,12 @@ class Schedule:
         self._sessions = sessions
         self._registry = registry
 
-    def _check(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Cross-field and registry checks that pydantic cannot do alone."""
+    async def _check(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Cross-field and registry checks that pydantic cannot do alone.
+
+        The recurrence check searches the calendar (bounded, but up to about a second for a rare daily
+        rule), so it runs in a thread: the event loop keeps answering control, media and health meanwhile.
+        """
         fields: dict[str, str] = {}
         zone = ZoneInfo(values["timezone"])
         start: datetime = values["start"]
@@ -67,7 +75,7 @@ class Schedule:
             fields["invited_rooms"] = f"not enrolled: {', '.join(unknown)}; enroll them or remove them from the list"
         if values.get("rrule"):
             try:
-                parse_rrule(values["rrule"], values["start"], values["timezone"])
+                await asyncio.to_thread(check_rrule, values["rrule"], values["start"], values["timezone"])
             except RecurrenceError as exc:
                 fields["rrule"] = str(exc)
         else:
@@ -78,7 +86,7 @@ class Schedule:
         return values
 
     async def create(self, body: MeetingCreate) -> Meeting:
-        values = self._check(body.model_dump())
+        values = await self._check(body.model_dump())
         meeting = Meeting(**values)
         async with self._sessions() as session, session.begin():
             session.add(meeting)
@@ -86,6 +94,8 @@ class Schedule:
         return meeting
 
     async def get(self, meeting_id: int) -> Meeting:
+        if not 1 <= meeting_id <= MAX_ID:  # beyond the database's integer: no such meeting, not an overflow
+            raise meeting_not_found(meeting_id)
         async with self._sessions() as session:
             meeting = await session.get(Meeting, meeting_id)
         if meeting is None or meeting.deleted_at is not None:
@@ -108,7 +118,7 @@ class Schedule:
                 "invite at least one room or group (invited_rooms / invited_groups)",
                 {"invited_rooms": "invite at least one room or group"},
             )
-        values = self._check(values)
+        values = await self._check(values)
         async with self._sessions() as session, session.begin():
             meeting = await session.get(Meeting, meeting_id)
             assert meeting is not None

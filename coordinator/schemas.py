@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from phonghop.identity import ROOM_ID_PATTERN, RoomGroup
 from phonghop.protocol import CheckItem
@@ -28,6 +28,24 @@ def _zone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {value!r}; use e.g. Asia/Ho_Chi_Minh") from None
     return value
+
+
+def _sane_start(value: datetime) -> datetime:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"the start must be between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return value
+
+
+FIRST_YEAR, LAST_YEAR = 2000, 2200
+MeetingStart = Annotated[datetime, AfterValidator(_sane_start)]
+RRule = Annotated[
+    str,
+    Field(
+        max_length=500,
+        description="RFC 5545 recurrence without DTSTART, e.g. FREQ=WEEKLY;BYDAY=MO",
+        examples=["FREQ=WEEKLY;BYDAY=MO"],
+    ),
+]
 
 
 class _Body(BaseModel):
@@ -79,14 +97,9 @@ class MeetingFields(_Body):
     chair_room: RoomId = Field(examples=["ubnd"])
     invited_rooms: list[RoomId] = Field(default_factory=list, max_length=500)
     invited_groups: list[RoomGroup] = Field(default_factory=list)
-    start: datetime = Field(description="first start; without an offset it is read in `timezone`")
+    start: MeetingStart = Field(description="first start; without an offset it is read in `timezone`")
     duration_seconds: int = Field(ge=10, le=24 * 3600)
-    rrule: str | None = Field(
-        default=None,
-        max_length=500,
-        description="RFC 5545 recurrence without DTSTART, e.g. FREQ=WEEKLY;BYDAY=MO",
-        examples=["FREQ=WEEKLY;BYDAY=MO"],
-    )
+    rrule: RRule | None = None
     timezone: Annotated[str, AfterValidator(_zone)] = "Asia/Ho_Chi_Minh"
     mode: MeetingMode = "presentation"
 
@@ -100,15 +113,26 @@ class MeetingCreate(MeetingFields):
 
 
 class MeetingPatch(_Body):
+    """Only the fields sent change; ``rrule: null`` makes the meeting a one-off, other fields cannot be null."""
+
     title: str | None = Field(default=None, min_length=1, max_length=200)
     chair_room: RoomId | None = None
-    invited_rooms: list[RoomId] | None = None
+    invited_rooms: list[RoomId] | None = Field(default=None, max_length=500)
     invited_groups: list[RoomGroup] | None = None
-    start: datetime | None = None
+    start: MeetingStart | None = None
     duration_seconds: int | None = Field(default=None, ge=10, le=24 * 3600)
-    rrule: str | None = None
+    rrule: RRule | None = None
     timezone: Annotated[str, AfterValidator(_zone)] | None = None
     mode: MeetingMode | None = None
+
+    @field_validator(
+        "title", "chair_room", "invited_rooms", "invited_groups", "start", "duration_seconds", "timezone", "mode"
+    )
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null: leave the field out to keep its value")
+        return value
 
 
 class Running(BaseModel):

@@ -6,15 +6,27 @@ seconds, and an old picture would mislead the operator.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_SCREEN_BYTES = 1_000_000
+# A TV picture is at most 4K; a small PNG can declare 30000x30000 pixels (2.7 GB in the operator's browser).
+MAX_SCREEN_SIDE = 4096
+MAX_SCREEN_PIXELS = 3840 * 2160
 
 
 class NotAPicture(ValueError):
     pass
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from the PNG's first chunk, which must be its IHDR header."""
+    if len(png) < 24 or png[12:16] != b"IHDR":
+        raise NotAPicture("the PNG has no IHDR header right after its signature; send a whole PNG file")
+    width, height = struct.unpack(">II", png[16:24])
+    return int(width), int(height)
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,12 @@ class Screens:
         if len(png) > MAX_SCREEN_BYTES:
             raise NotAPicture(
                 f"the picture has {len(png)} bytes, more than {MAX_SCREEN_BYTES}; send a smaller thumbnail"
+            )
+        width, height = png_size(png)
+        if not (0 < width <= MAX_SCREEN_SIDE and 0 < height <= MAX_SCREEN_SIDE and width * height <= MAX_SCREEN_PIXELS):
+            raise NotAPicture(
+                f"the picture declares {width}x{height} pixels; the limit is {MAX_SCREEN_SIDE} pixels a side and "
+                f"{MAX_SCREEN_PIXELS} in all (a 4K frame); send a smaller thumbnail"
             )
         screen = Screen(png, datetime.now(UTC))
         self._latest[room_id] = screen

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,6 +14,7 @@ from coordinator.connections import Connections
 from coordinator.dispatch import ControlDispatch
 from coordinator.live_meetings import LiveMeetings
 from coordinator.metrics import ControlMetrics
+from coordinator.ratelimit import TokenBuckets
 from coordinator.readiness import ReadinessChecks
 from coordinator.registry import Registry
 from coordinator.schedule import Schedule
@@ -37,6 +38,8 @@ class Services:
     control_metrics: ControlMetrics
     screens: Screens
     readiness: ReadinessChecks
+    # Control messages per room (api.control), from the settings' burst and rate.
+    control_limits: TokenBuckets = field(default_factory=lambda: TokenBuckets(rate=10.0, burst=60))
 
 
 def _services(request: Request) -> Services:

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     # File holding the operator's bearer token; created with a fresh token if missing.
     operator_token_file: Path | None = None
+    # File holding the read-only API token (district or province staff); created if missing.
+    read_token_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     timezone: str = "Asia/Ho_Chi_Minh"
@@ -26,10 +28,18 @@ class Settings(BaseSettings):
     scheduler_tick: float = Field(default=1.0, gt=0, le=60)
     # Control messages larger than this are refused with an error (SDP fits easily).
     max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Control messages per room: this many at once, then this many a second; past that the channel is closed
+    # (an agent sends a heartbeat and a media report every few seconds, and a few answers and offers).
+    control_message_burst: int = Field(default=60, ge=1)
+    control_messages_per_second: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
     # Serve HTTPS and WSS directly (a lab, or no reverse proxy in front); both files or neither.
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # The session cookie's Secure flag. Unset: on every request served over HTTPS, whether the coordinator holds
+    # the TLS files itself or a reverse proxy on this host says so (X-Forwarded-Proto: https, trusted from
+    # 127.0.0.1). true: always (the Ansible role sets it: nginx serves HTTPS). false: never (a plain-HTTP lab).
+    cookie_secure: bool | None = None
     # Readiness check: invited rooms run their self-test this long before each start, and again closer to it.
     readiness_lead_seconds: float = Field(default=3600, ge=0)
     readiness_final_lead_seconds: float = Field(default=600, ge=0)
@@ -65,3 +75,12 @@ class Settings(BaseSettings):
     @property
     def resolved_operator_token_file(self) -> Path:
         return self.operator_token_file or self.data_dir / "operator.token"
+
+    @property
+    def resolved_read_token_file(self) -> Path:
+        return self.read_token_file or self.data_dir / "read.token"
+
+    @property
+    def calendar_secret_file(self) -> Path:
+        """The secret in the calendar feed's URL (rotated with POST /api/v1/calendar/rotate)."""
+        return self.data_dir / "calendar.token"

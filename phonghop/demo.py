@@ -183,10 +183,12 @@ def _print_addresses(commune: Commune, room_count: int, meeting_id: int, start_i
         f"{base}/metrics",
         f"{base}/api/v1/rooms",
         f"{base}/api/v1/meetings/{meeting_id}",
-        f"{base}/api/v1/meetings/calendar.ics",
     ):
         print(url)
+    calendar = (commune.data_dir / "calendar.token").read_text().strip()
+    print(f"Lịch họp cho ứng dụng lịch (địa chỉ bí mật): {base}/api/v1/calendar/{calendar}.ics")
     print(f"Mã quản trị (operator token): {commune.data_dir / 'operator.token'}")
+    print(f"Mã chỉ đọc (read-only token, cho huyện/tỉnh): {commune.data_dir / 'read.token'}")
     print("Nhấn Ctrl-C để dừng.", flush=True)
 
 

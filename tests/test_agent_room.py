@@ -18,7 +18,7 @@ DECODE = "[media]\ndecode = true\n"
 
 
 def _rooms(coordinator: Coordinator) -> dict[str, dict[str, object]]:
-    with coordinator.api(token=None) as api:
+    with coordinator.api() as api:
         return {room["id"]: room for room in api.get("/api/v1/rooms").json()}
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, text
 
 from coordinator.database import sync_url
 from tests.harness import BOTH_DATABASES, Coordinator
+from tests.webtools import png_of
 
 pytestmark = BOTH_DATABASES
 
@@ -179,6 +180,8 @@ def test_health_and_openapi(coordinator: Coordinator) -> None:
     with coordinator.api(token=None) as api:
         assert api.get("/healthz").json() == {"status": "ok"}
         assert api.get("/readyz").json()["status"] == "ready"
+        assert api.get("/openapi.json").status_code == 401
+    with coordinator.api() as api:
         paths = api.get("/openapi.json").json()["paths"]
     assert {"/api/v1/rooms", "/api/v1/meetings", "/api/v1/meetings/{meeting_id}/floor"} <= set(paths)
 
@@ -186,7 +189,7 @@ def test_health_and_openapi(coordinator: Coordinator) -> None:
 def test_a_room_uploads_its_tv_picture_and_only_its_own(coordinator: Coordinator) -> None:
     token_a = coordinator.enroll("tdp-04")
     coordinator.enroll("tdp-05")
-    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    png = png_of(64, 36)
     with coordinator.api(token=token_a) as room:
         assert room.put("/api/v1/rooms/tdp-04/screen", content=png).status_code == 204
         other = room.put("/api/v1/rooms/tdp-05/screen", content=png)
@@ -197,6 +200,13 @@ def test_a_room_uploads_its_tv_picture_and_only_its_own(coordinator: Coordinator
         assert "PNG" in _error(garbage)["message"]
         too_big = room.put("/api/v1/rooms/tdp-04/screen", content=png + b"\x00" * 1_000_000)
         assert too_big.status_code == 413
+        # 175 KB that would decode to 2.7 GB in every operator's browser.
+        huge = room.put("/api/v1/rooms/tdp-04/screen", content=png_of(30000, 30000))
+        assert huge.status_code == 422
+        assert "30000x30000" in _error(huge)["message"]
+        headless = room.put("/api/v1/rooms/tdp-04/screen", content=b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+        assert headless.status_code == 422
+        assert "IHDR" in _error(headless)["message"]
     with coordinator.api(token=None) as anonymous:
         assert anonymous.put("/api/v1/rooms/tdp-04/screen", content=png).status_code == 401
         assert anonymous.get("/api/v1/rooms/tdp-04/screen").status_code == 401
@@ -204,5 +214,6 @@ def test_a_room_uploads_its_tv_picture_and_only_its_own(coordinator: Coordinator
         shown = operator.get("/api/v1/rooms/tdp-04/screen")
         assert shown.status_code == 200
         assert shown.headers["content-type"] == "image/png"
+        assert shown.headers["x-content-type-options"] == "nosniff"
         assert shown.content == png, "the last good picture survives the rejected uploads"
         assert operator.get("/api/v1/rooms/tdp-05/screen").status_code == 404

@@ -24,7 +24,7 @@ def _meeting(coordinator: Coordinator, rooms: list[str]) -> int:
 
 
 def _media(coordinator: Coordinator) -> dict[str, dict[str, Any]]:
-    with coordinator.api(token=None) as api:
+    with coordinator.api() as api:
         return {room["id"]: room["media"] or {} for room in api.get("/api/v1/rooms").json()}
 
 
@@ -171,7 +171,18 @@ async def test_bad_offers_get_a_reason_and_the_meeting_goes_on(
         30,
         "tdp-01 media flowing",
     )
+    good = await _offer([("video", "sendrecv", None), ("audio", "sendrecv", None), ("audio", "recvonly", None)])
+    head, video, rest = good.partition("m=video")
+
+    def in_video(line: str, times: int) -> str:
+        first, _, after = rest.partition("\r\n")
+        return head + video + first + "\r\n" + line * times + after
+
     offers = {
+        good + "a=tool:" + "x" * 25_000 + "\r\n": "over the limit of 24000",
+        good + "a=x\r\n" * 700: "lines, over the limit of 600",
+        in_video("a=rtpmap:120 VP8/90000\r\n", 70): "more than 64 codecs",
+        in_video("a=candidate:1 1 udp 1 192.0.2.1 9 typ host\r\n", 50): "more than 40 ICE candidates",
         "not sdp at all": "not SDP",
         "v=0\r\nm=video nonsense\r\n": "does not parse",
         await _offer([("audio", "sendrecv", None), ("audio", "recvonly", None)]): "2 media sections",
@@ -199,11 +210,21 @@ async def test_bad_offers_get_a_reason_and_the_meeting_goes_on(
             assert fragment in reply["message"], reply
         await ws.send(json.dumps({"type": "offer", "occurrence": occurrence + 99, "sdp": "v=0"}))
         assert "not in meeting occurrence" in json.loads(await asyncio.wait_for(ws.recv(), 10))["message"]
+        # Good offers make a peer each: three at once, then the room has to wait.
+        replies = []
+        for _ in range(4):
+            await ws.send(json.dumps({"type": "offer", "occurrence": occurrence, "sdp": good}))
+            reply = {"type": ""}
+            while reply["type"] not in ("answer", "error"):
+                reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            replies.append(reply)
+        assert [r["type"] for r in replies] == ["answer", "answer", "answer", "error"], replies
+        assert "offers too often" in replies[-1]["message"]
         metrics = await until(
             lambda: _forwarded_since(coordinator, forwarded_before + 50), 10, "media to flow on after the bad offers"
         )
     assert sample(metrics, "phonghop_room_in_meeting", room="tdp-01", meeting=str(meeting)) == 1
-    assert sample(metrics, "phonghop_control_errors_total", room="tdp-02", reason="bad_offer") == 6
+    assert sample(metrics, "phonghop_control_errors_total", room="tdp-02", reason="bad_offer") == 11
 
 
 def test_discussion_mode_follows_the_active_speaker(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coordinator.recurrence import RecurrenceError, Timing, current_start, next_start, parse_rrule
+from coordinator.recurrence import RecurrenceError, Timing, check_rrule, current_start, next_start
 
 VN = "Asia/Ho_Chi_Minh"
 # Monday 23 Nov 2026, 07:30 in Vietnam (UTC+7) is 00:30 UTC.
@@ -53,4 +54,43 @@ def test_rrule_prefix_and_count() -> None:
 )
 def test_bad_rrules_are_explained(rule: str, fragment: str) -> None:
     with pytest.raises(RecurrenceError, match=fragment):
-        parse_rrule(rule, MONDAY_0730, VN)
+        check_rrule(rule, MONDAY_0730, VN)
+
+
+@pytest.mark.parametrize(
+    ("rule", "fragment"),
+    [
+        ("FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30", "tần suất FREQ=SECONDLY"),
+        ("FREQ=MINUTELY", "tần suất FREQ=MINUTELY"),
+        ("FREQ=HOURLY;INTERVAL=2", "tần suất FREQ=HOURLY"),
+        ("FREQ=DAILY;BYHOUR=7", "không được có 'BYHOUR'"),
+        ("FREQ=YEARLY;BYYEARDAY=100", "không được có 'BYYEARDAY'"),
+        ("FREQ=DAILY;INTERVAL=100000", "INTERVAL=100000"),
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "không rơi vào ngày nào"),
+        ("FREQ=WEEKLY;BYMONTH=4;BYMONTHDAY=31", "không rơi vào ngày nào"),
+        ("FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=-30", "không rơi vào ngày nào"),
+        # The day exists (29 Feb 2028), but every fourth year from 2026 is never a leap year.
+        ("FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29", "never occurs"),
+        ("FREQ=DAILY;BYSETPOS=2", "BYSETPOS chỉ dùng"),
+        ("FREQ=MONTHLY;BYDAY=5MO;BYMONTH=2", "never occurs"),
+        ("FREQ=DAILY;" + "BYMONTHDAY=1;" * 100, "tối đa 500"),
+    ],
+)
+def test_rules_a_schedule_does_not_need_are_refused_fast_in_vietnamese(rule: str, fragment: str) -> None:
+    began = time.monotonic()
+    with pytest.raises(RecurrenceError, match=fragment):
+        check_rrule(rule, MONDAY_0730, VN)
+    assert time.monotonic() - began < 1.5, "a refused rule must not search the calendar for long"
+
+
+def test_rare_but_real_rules_are_found_within_the_window() -> None:
+    # Friday the 13th, the last weekday of the month, 29 February: all within five years of 2026.
+    for rule in (
+        "FREQ=MONTHLY;BYDAY=FR;BYMONTHDAY=13",
+        "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29",
+        "FREQ=DAILY;UNTIL=20271231T000000Z",
+    ):
+        check_rrule(rule, MONDAY_0730, VN)
+    timing = Timing(MONDAY_0730, timedelta(hours=1), "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", VN)
+    assert next_start(timing, MONDAY_0730) == datetime(2028, 2, 29, 0, 30, tzinfo=UTC)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import struct
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,3 +36,18 @@ def field_error(html: str, field: str) -> str | None:
     """The message shown next to a form field, if any."""
     match = re.search(rf'id="error-{field}"[^>]*>([^<]+)<', html)
     return match.group(1) if match else None
+
+
+def png_of(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` (one grey scanline of data, enough for the header checks)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * (width + 1)))
+        + chunk(b"IEND", b"")
+    )

@@ -54,6 +54,6 @@ async def selftest_echo(room_id: str, body: EchoOffer, request: Request) -> dict
     try:
         return {"sdp": await echoes.answer(room_id, body.sdp)}
     except EchoBusy as exc:
-        raise ApiError(429, "selftest_busy", str(exc)) from None
+        raise ApiError(429, "selftest_busy", str(exc), headers={"Retry-After": "10"}) from None
     except ValueError as exc:
         raise ApiError(422, "bad_offer", f"the self-test offer is not usable: {exc}") from None

@@ -20,6 +20,7 @@ from coordinator.services import Services
 from phonghop.protocol import CLOSE_RESTART, Error, Welcome, agent_message, explain
 
 log = logging.getLogger(__name__)
+CLOSE_POLICY = 1008  # WebSocket "policy violation"
 router = APIRouter(tags=["control"])
 
 
@@ -53,6 +54,7 @@ async def control_channel(websocket: WebSocket, room_id: str) -> None:
     await services.connections.attach(conn)
     reason = "connection closed"
     limit = services.settings.max_message_bytes
+    settings = services.settings
     try:
         while True:
             event = await websocket.receive()
@@ -60,6 +62,20 @@ async def control_channel(websocket: WebSocket, room_id: str) -> None:
                 code = event.get("code")
                 # 1012 is the server's own "service restart", sent to every socket as it stops.
                 reason = "coordinator stopped" if code == CLOSE_RESTART else f"agent disconnected (code {code})"
+                break
+            if services.control_limits.take(room_id) > 0:
+                services.control_metrics.errors.labels(room_id, "rate_limited").inc()
+                log.warning(
+                    "room %s: over %d control messages at once or %.0f a second; closing its channel",
+                    room_id,
+                    settings.control_message_burst,
+                    settings.control_messages_per_second,
+                )
+                reason = "rate limited"
+                await conn.close(
+                    CLOSE_POLICY,
+                    f"rate limit: over {settings.control_messages_per_second:g} messages/s; slow down and reconnect",
+                )
                 break
             text = event.get("text")
             problem: tuple[str, str] | None = None

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response, status
 
-from coordinator.auth import Operator
+from coordinator.auth import Operator, Reader
 from coordinator.errors import ApiError
 from coordinator.ical import calendar_feed
 from coordinator.models import Meeting
@@ -56,7 +56,7 @@ def _out(services: Services, meeting: Meeting) -> MeetingOut:
     )
 
 
-@router.get("")
+@router.get("", dependencies=[Reader])
 async def list_meetings(services: Svc) -> list[MeetingOut]:
     return [_out(services, m) for m in await services.schedule.all()]
 
@@ -65,7 +65,8 @@ async def list_meetings(services: Svc) -> list[MeetingOut]:
     "/calendar.ics",
     response_class=Response,
     responses={200: {"content": {"text/calendar": {}}}},
-    summary="The schedule as an iCalendar feed, for ordinary calendar apps",
+    summary="The schedule as an iCalendar feed (with a token; calendar apps use GET /api/v1/calendar's URL)",
+    dependencies=[Reader],
 )
 async def calendar(services: Svc) -> Response:
     body = calendar_feed(await services.schedule.all())
@@ -79,7 +80,7 @@ async def create_meeting(body: MeetingCreate, services: Svc) -> MeetingOut:
     return _out(services, meeting)
 
 
-@router.get("/{meeting_id}")
+@router.get("/{meeting_id}", dependencies=[Reader])
 async def get_meeting(meeting_id: int, services: Svc) -> MeetingOut:
     return _out(services, await services.schedule.get(meeting_id))
 
@@ -111,7 +112,7 @@ async def end_now(meeting_id: int, services: Svc) -> MeetingOut:
     return _out(services, meeting)
 
 
-@router.get("/{meeting_id}/occurrences")
+@router.get("/{meeting_id}/occurrences", dependencies=[Reader])
 async def occurrences(meeting_id: int, services: Svc) -> list[OccurrenceOut]:
     await services.schedule.get(meeting_id)
     return [
@@ -151,7 +152,7 @@ def _floor(services: Services, meeting_id: int) -> FloorOut:
     return FloorOut(meeting=meeting_id, floor=active.floor, hands=list(active.hands), speaker=speaker)
 
 
-@router.get("/{meeting_id}/floor")
+@router.get("/{meeting_id}/floor", dependencies=[Reader])
 async def get_floor(meeting_id: int, services: Svc) -> FloorOut:
     await services.schedule.get(meeting_id)
     _running(services, meeting_id)

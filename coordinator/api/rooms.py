@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from coordinator.auth import Operator
+from coordinator.auth import Operator, Reader
 from coordinator.connections import RoomOffline
 from coordinator.errors import ApiError
 from coordinator.registry import RoomExists, RoomNotFound, RoomRecord
@@ -50,12 +50,12 @@ def _record(services: Services, room_id: str) -> RoomRecord:
         ) from None
 
 
-@router.get("")
+@router.get("", dependencies=[Reader])
 async def list_rooms(services: Svc) -> list[RoomOut]:
     return [_out(services, r) for r in services.registry.rooms.values()]
 
 
-@router.get("/{room_id}")
+@router.get("/{room_id}", dependencies=[Reader])
 async def get_room(room_id: str, services: Svc) -> RoomOut:
     return _out(services, _record(services, room_id))
 

@@ -45,5 +45,9 @@ async def show_screen(room_id: str, services: Svc) -> Response:
     return Response(
         screen.png,
         media_type="image/png",
-        headers={"Last-Modified": format_datetime(screen.captured_at, usegmt=True), "Cache-Control": "no-store"},
+        headers={
+            "Last-Modified": format_datetime(screen.captured_at, usegmt=True),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
     )

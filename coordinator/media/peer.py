@@ -32,39 +32,81 @@ SLOT_LAYOUT = (
     ("audio", "sendrecv", "chair_audio"),
     ("audio", "recvonly", "floor_audio"),
 )
+# The self-test's offer: its test picture and tone, both sent back.
+ECHO_LAYOUT = (
+    ("video", "sendrecv", "test picture"),
+    ("audio", "sendrecv", "test tone"),
+)
 FORWARDED_CODECS = {"video": "VP8", "audio": "opus"}
+
+
+# A room's real offer is 4-5 KB (Chromium's, with every codec it has, about 8 KB); these caps leave room
+# for that and keep one offer's parsing short (a 59 KB offer with 900 codec lines held the loop 1.6 s).
+MAX_OFFER_BYTES = 24_000
+MAX_OFFER_LINES = 600
+MAX_CODECS_PER_SECTION = 64
+MAX_CANDIDATES_PER_SECTION = 40
 
 
 class OfferError(ValueError):
     """The room's offer cannot be used; the message tells the room's technician why."""
 
 
-def check_offer(sdp: str) -> None:
+def _check_size(sdp: str) -> None:
+    """The caps, counted on the text before any parsing."""
+    size = len(sdp.encode("utf-8", "surrogatepass"))
+    if size > MAX_OFFER_BYTES:
+        raise OfferError(
+            f"the offer has {size} bytes, over the limit of {MAX_OFFER_BYTES}; a room's offer is about 5 KB"
+        )
+    lines = sdp.splitlines()
+    if len(lines) > MAX_OFFER_LINES:
+        raise OfferError(f"the offer has {len(lines)} lines, over the limit of {MAX_OFFER_LINES}")
+    section = -1
+    codecs = candidates = 0
+    for line in lines:
+        if line.startswith("m="):
+            section, codecs, candidates = section + 1, 0, 0
+        elif line.startswith("a=rtpmap:"):
+            codecs += 1
+            if codecs > MAX_CODECS_PER_SECTION:
+                raise OfferError(
+                    f"media section {section} lists more than {MAX_CODECS_PER_SECTION} codecs (the limit); "
+                    "offer only the codecs the room uses"
+                )
+        elif line.startswith("a=candidate:"):
+            candidates += 1
+            if candidates > MAX_CANDIDATES_PER_SECTION:
+                raise OfferError(
+                    f"media section {section} lists more than {MAX_CANDIDATES_PER_SECTION} ICE candidates (the limit)"
+                )
+
+
+def check_offer(sdp: str, layout: tuple[tuple[str, str, str], ...] = SLOT_LAYOUT) -> None:
     """Refuse offers the router cannot serve, with a reason, before aiortc sees them."""
     if not sdp.lstrip().startswith("v=0"):
         raise OfferError("the offer is not SDP (it does not start with 'v=0'); send pc.localDescription.sdp")
+    _check_size(sdp)
     try:
         session = SessionDescription.parse(sdp)
     except Exception as exc:
         raise OfferError(f"the SDP offer does not parse ({exc.__class__.__name__}: {exc})") from exc
     media = session.media
-    if len(media) != len(SLOT_LAYOUT):
+    if len(media) != len(layout):
         kinds = ", ".join(f"{m.kind}/{m.direction}" for m in media) or "none"
-        raise OfferError(
-            f"the offer has {len(media)} media sections ({kinds}); "
-            "offer video (sendrecv), audio (sendrecv), audio (recvonly) in that order"
-        )
-    for index, (m, (kind, direction, slot)) in enumerate(zip(media, SLOT_LAYOUT, strict=True)):
+        wanted = ", ".join(f"{kind} ({direction})" for kind, direction, _ in layout)
+        raise OfferError(f"the offer has {len(media)} media sections ({kinds}); offer {wanted} in that order")
+    for index, (m, (kind, direction, slot)) in enumerate(zip(media, layout, strict=True)):
         if m.kind != kind or m.direction != direction:
             raise OfferError(
                 f"media section {index} is {m.kind}/{m.direction}; the {slot} slot needs {kind}/{direction}"
             )
         names = {codec.name.lower() for codec in m.rtp.codecs}
-        wanted = FORWARDED_CODECS[kind]
-        if wanted.lower() not in names:
+        wanted_codec = FORWARDED_CODECS[kind]
+        if wanted_codec.lower() not in names:
             raise OfferError(
                 f"media section {index} ({kind}) offers {', '.join(sorted(names)) or 'no codec'}; "
-                f"the router forwards {wanted} only"
+                f"the router forwards {wanted_codec} only"
             )
         if m.dtls is None or m.ice is None:
             raise OfferError(f"media section {index} has no ICE or DTLS parameters")

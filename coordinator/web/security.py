@@ -14,10 +14,13 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, Request
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 
 from coordinator.web.state import web_state
 
 SESSION_USER = "user"
+SESSION_GENERATION = "generation"
 SESSION_CSRF = "csrf"
 CSRF_FIELD = "csrf_token"
 
@@ -59,8 +62,25 @@ def csrf_token(request: Request) -> str:
     return token
 
 
+MAX_FORM_FIELDS = 300  # the meeting form with every room ticked stays far below
+
+
+async def read_form(request: Request) -> FormData:
+    """The posted form: plain fields only (a file part is refused before anything is spooled to disk)."""
+    try:
+        return await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+    except HTTPException as exc:
+        if exc.status_code == 413:
+            raise Refused("Biểu mẫu gửi lên quá lớn. Hãy tải lại trang và thử lại.", status=413) from None
+        raise Refused(
+            f"Biểu mẫu không hợp lệ ({exc.detail}): trang này chỉ nhận các ô nhập, không nhận tệp đính kèm "
+            f"và tối đa {MAX_FORM_FIELDS} ô.",
+            status=400,
+        ) from None
+
+
 async def check_csrf(request: Request) -> None:
-    form = await request.form()
+    form = await read_form(request)
     sent = form.get(CSRF_FIELD)
     expected = request.session.get(SESSION_CSRF)
     if not isinstance(sent, str) or not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
@@ -78,9 +98,17 @@ def safe_next(path: str | None) -> str:
 
 async def current_user(request: Request) -> SignedIn:
     name = request.session.get(SESSION_USER)
+    generation = request.session.get(SESSION_GENERATION)
     user = await web_state(request).users.get(name) if isinstance(name, str) else None
+    if user is not None and not (
+        isinstance(generation, str)
+        and user.session_generation
+        and hmac.compare_digest(generation.encode(), user.session_generation.encode())
+    ):
+        user = None  # signed out since, a new password, or removed and made again: this session has ended
     if user is None:
         request.session.pop(SESSION_USER, None)
+        request.session.pop(SESSION_GENERATION, None)
         target = request.url.path if request.method == "GET" else "/"
         if request.url.query and request.method == "GET":
             target += "?" + request.url.query

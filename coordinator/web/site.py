@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator.services import Services
 from coordinator.settings import Settings
@@ -42,6 +43,38 @@ def session_secret(data_dir: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+class SecureCookies:
+    """Adds ``Secure`` to the session cookie on a request that came over HTTPS (or always, by the settings).
+
+    Starlette's SessionMiddleware knows only a fixed ``https_only``; behind nginx the coordinator itself
+    speaks plain HTTP, and uvicorn reads the scheme from the proxy's X-Forwarded-Proto.
+    """
+
+    def __init__(self, app: ASGIApp, always: bool | None) -> None:
+        self.app = app
+        self.always = always
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.always is False:
+            await self.app(scope, receive, send)
+            return
+        secure = self.always or scope.get("scheme") == "https"
+
+        async def send_secure(message: Message) -> None:
+            if secure and message["type"] == "http.response.start":
+                message["headers"] = [
+                    (name, value + b"; secure")
+                    if name.lower() == b"set-cookie"
+                    and value.startswith(SESSION_COOKIE.encode() + b"=")
+                    and b"; secure" not in value.lower()
+                    else (name, value)
+                    for name, value in message.get("headers", [])
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_secure)
+
+
 def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(
         SessionMiddleware,
@@ -49,8 +82,9 @@ def install(app: FastAPI, settings: Settings) -> None:
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_HOURS * 3600,
         same_site="lax",
-        https_only=settings.tls_cert_file is not None,
+        https_only=False,  # SecureCookies decides per request
     )
+    app.add_middleware(SecureCookies, always=settings.cookie_secure)
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
     for module in (signin, overview, schedule, console, room):
         app.include_router(module.router)

@@ -28,6 +28,7 @@ WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "T
 # The coordinator and the agents word their reasons in English for the logs; the pages say them in Vietnamese.
 _REASONS = (
     ("no heartbeat", "mất tín hiệu định kỳ (heartbeat)"),
+    ("rate limited", "máy phòng gửi tin điều khiển quá dồn dập"),
     ("agent disconnected", "máy phòng ngắt kết nối"),
     ("connection error", "lỗi kết nối mạng"),
     ("coordinator stopped", "máy chủ điều phối dừng"),

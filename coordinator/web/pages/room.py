@@ -63,7 +63,11 @@ async def room_screen(room_id: str, services: Svc, user: Viewer) -> Response:
     return Response(
         screen.png,
         media_type="image/png",
-        headers={"Last-Modified": format_datetime(screen.captured_at, usegmt=True), "Cache-Control": "no-store"},
+        headers={
+            "Last-Modified": format_datetime(screen.captured_at, usegmt=True),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

@@ -1,3 +1,4 @@
+// Forms with data-confirm="question" ask before they are sent (the pages' policy allows no inline handlers).
 // Live refresh without a full reload: every element with data-refresh="URL" gets its inner HTML
 // replaced by the server-rendered fragment at URL every data-every milliseconds (default 3000).
 (function () {
@@ -25,6 +26,11 @@
     }
     setInterval(tick, every);
   }
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form && form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll("[data-refresh]"), start);
   });
