@@ -20,6 +20,7 @@ from coordinator.schedule import Schedule
 from coordinator.scheduler import Scheduler
 from coordinator.screens import Screens
 from coordinator.settings import Settings
+from coordinator.uplink.client import Uplink
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Services:
     control_metrics: ControlMetrics
     screens: Screens
     readiness: ReadinessChecks
+    uplink: Uplink | None = None  # a commune in a province: its link to the province's meetings
 
 
 def _services(request: Request) -> Services:

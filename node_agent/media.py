@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
-from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 from av import AudioFrame, VideoFrame
@@ -29,7 +29,7 @@ from node_agent.testsource import TestSource
 from phonghop.aiortc_glue import force_keyframe, on_keyframe_request, set_sending, stamp_audio_level, tap_receiver
 from phonghop.protocol import Answer, MediaStatus, Offer, Publish
 from phonghop.testpattern import SLATE_CODE, dominant_hz, is_slate, read_code
-from phonghop.webrtc import peer_connection
+from phonghop.webrtc import peer_connection, prefer
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,6 @@ class Sinks:
     audio: AudioSink | None = None
 
 
-def _prefer(transceiver: object, kind: str, mime: str) -> None:
-    codecs = [c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType in (mime, f"{kind}/rtx")]
-    transceiver.setCodecPreferences(codecs)  # type: ignore[attr-defined]
-
-
 class MediaPeer:
     """One RTCPeerConnection for one meeting occurrence."""
 
@@ -92,7 +87,7 @@ class MediaPeer:
         self.source = source
         self.sending_video = True
         self.pc.addTransceiver("audio", direction="recvonly")
-        _prefer(video, "video", "video/VP8")
+        prefer(video, "video", "video/VP8")
         on_keyframe_request(video.sender, source.video.request_keyframe)
         if isinstance(source.video, FallbackTrack):
             sender = video.sender

@@ -14,7 +14,8 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-RoomGroup = Literal["hall", "residential_group", "school", "public_service"]
+# "commune": a commune coordinator taking part in a province meeting through its uplink.
+RoomGroup = Literal["hall", "residential_group", "school", "public_service", "commune"]
 ROOM_GROUPS: tuple[str, ...] = get_args(RoomGroup)
 # A hostname label: lowercase letters, digits and inner hyphens, at most 32 characters.
 ROOM_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
