@@ -24,8 +24,8 @@ from tests.harness import Agent, Coordinator, free_port, sample, wait_for
 
 CHAIR = "tinh-ubnd"
 SOURCE = "tinh"  # the province chair's name inside a commune
-# Small pictures: the codes read back the same and seven decoding rooms fit on two cores.
-ROOM_MEDIA = "[media]\ndecode = true\n[test_source]\nwidth = 320\nheight = 180\nfps = 10\nbitrate = 150000\n"
+# Small pictures at a low rate: the codes read back the same and eight decoding rooms fit on two cores.
+ROOM_MEDIA = "[media]\ndecode = true\n[test_source]\nwidth = 320\nheight = 180\nfps = 5\nbitrate = 100000\n"
 
 
 @dataclass

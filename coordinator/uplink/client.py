@@ -127,6 +127,7 @@ class Uplink:
             beats.cancel()
             self.state.up = False
             self._websocket = None
+            await self._drop("control channel closed")  # the province drops its side with the session
         log.warning("uplink to the province closed (code %s %s)", websocket.close_code, websocket.close_reason or "")
         return 0.0
 

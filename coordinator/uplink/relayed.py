@@ -90,8 +90,9 @@ class RelayedMeeting:
 
     async def join(self, ref: MeetingRef) -> None:
         """Run the province meeting ``ref`` here (again: the same occurrence is kept as it is)."""
-        if self.ref is not None and self.ref.occurrence == ref.occurrence and self.active is not None:
-            self.ref = ref
+        if self.ref is not None and self.ref.occurrence == ref.occurrence and self.local_id is not None:
+            self.ref = ref  # the link came back: the local meeting never stopped
+            self.attach()
             return
         if self.ref is not None and self.ref.occurrence != ref.occurrence:
             await self.leave("the province moved on to another meeting")
