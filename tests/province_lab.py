@@ -137,7 +137,7 @@ def _agent(coordinator: Coordinator, room: str, group: str, folder: Path) -> Age
 
 def media(agent: Agent) -> dict[str, Any]:
     assert agent.local_api is not None
-    status = httpx.get(f"{agent.local_api}/status", timeout=2).json()
+    status = httpx.get(f"{agent.local_api}/status", timeout=5).json()
     return dict(status.get("media") or {})
 
 
@@ -161,11 +161,16 @@ def hears(agent: Agent, chair: str | None, floor: str | None = None) -> bool:
 def wait_rooms(agents: dict[str, Agent], ok: Callable[[Agent], bool], timeout: float, what: str) -> float:
     """Wait until ``ok`` holds for every room; returns the seconds it took, or fails naming who lags."""
     started = time.monotonic()
-    try:
-        wait_for(lambda: all(ok(agent) for agent in agents.values()), timeout, what, interval=0.25)
-    except AssertionError as exc:
-        lagging = {room: _describe(agent, agents) for room, agent in agents.items() if not _safe(ok, agent)}
-        raise AssertionError(f"{exc}; lagging: {lagging}") from None
+    with ThreadPoolExecutor(len(agents)) as pool:  # every room at once: a poll takes the slowest, not the sum
+
+        def everyone() -> bool:
+            return all(pool.map(lambda agent: _safe(ok, agent), agents.values()))
+
+        try:
+            wait_for(everyone, timeout, what, interval=0.2)
+        except AssertionError as exc:
+            lagging = {room: _describe(agent) for room, agent in agents.items() if not _safe(ok, agent)}
+            raise AssertionError(f"{exc}; lagging: {lagging}") from None
     return time.monotonic() - started
 
 
@@ -176,7 +181,7 @@ def _safe(ok: Callable[[Agent], bool], agent: Agent) -> bool:
         return False
 
 
-def _describe(agent: Agent, agents: dict[str, Agent]) -> str:
+def _describe(agent: Agent) -> str:
     try:
         got = media(agent)
     except httpx.HTTPError as exc:

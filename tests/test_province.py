@@ -106,7 +106,8 @@ def _floor_everywhere(lab: Lab, meeting: int, speaker: str, before: dict[str, fl
     # Video goes up only from the commune that has the floor.
     after = _video_up(lab)
     assert after["xa-a"] > before["xa-a"]
-    assert after["xa-b"] == before["xa-b"] and after["xa-c"] == before["xa-c"], (before, after)
+    assert after["xa-b"] == before["xa-b"], (before, after)
+    assert after["xa-c"] == before["xa-c"], (before, after)
 
 
 def test_a_cut_uplink_falls_back_to_the_hall_and_comes_back(lab: Lab, meeting: int) -> None:
