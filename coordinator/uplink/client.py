@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 ANSWER_TIMEOUT = 10.0
 MEDIA_TICK = 0.25  # how often the peer's health and the province media's arrival are looked at
 RETRY_SECONDS = 2.0
+PONG_TIMEOUT = 5.0  # a busy province answers late; the rooms' fallback does not wait for this (media does)
 
 
 class UplinkState:
@@ -139,7 +140,7 @@ class Uplink:
                 await websocket.send(Heartbeat().model_dump_json())
                 pong = await websocket.ping()
                 try:
-                    await asyncio.wait_for(pong, timeout=3 * self._heartbeat)
+                    await asyncio.wait_for(pong, timeout=max(PONG_TIMEOUT, 3 * self._heartbeat))
                 except TimeoutError:
                     log.warning("uplink: the province does not answer pings; closing the session")
                     websocket.transport.abort()
@@ -241,11 +242,20 @@ class Uplink:
             log.error("uplink media: the province refused the offer: %s", exc)
             await self._drop("offer refused")
             return
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return  # the peer was dropped while waiting (the control session ended)
+        if self._peer is not peer:
+            return
         await peer.accept(answer)
         log.info("uplink media: peer for province occurrence %s negotiated", occurrence)
 
     async def _drop(self, reason: str) -> None:
         peer, self._peer = self._peer, None
+        if self._answer is not None and not self._answer.done():
+            self._answer.cancel()
         if peer is not None:
             log.info("uplink media: closing the peer for occurrence %s (%s)", peer.occurrence, reason)
             await peer.close()
