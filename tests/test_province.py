@@ -7,6 +7,7 @@ the tests run in order on one province meeting.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
+from phonghop.protocol import Hand, Hello
 from tests.harness import sample, wait_for
 from tests.province_lab import CHAIR, SOURCE, Lab, everyone_up, hears, shows, start_lab, wait_rooms
 
@@ -161,3 +164,16 @@ def test_a_restarted_province_resumes_everywhere(lab: Lab, meeting: int) -> None
         rooms, lambda agent: shows(agent, CHAIR) and hears(agent, CHAIR), 15, "the province meeting back everywhere"
     )
     print(f"MEASURED province restart: chair back everywhere {seconds:.1f} s after it was ready ({ready:.1f} s start)")
+
+
+async def test_only_a_commune_raises_a_hand_for_another_room(lab: Lab, meeting: int) -> None:
+    token = lab.province.enroll("tinh-khach", "hall")
+    url = lab.province.ws_url("tinh-khach")
+    async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as websocket:
+        await websocket.send(Hello(version="test").model_dump_json())
+        assert json.loads(await websocket.recv())["type"] == "welcome"
+        await websocket.send(Hand(raised=True, room="a-tdp-01").model_dump_json())
+        while (reply := json.loads(await websocket.recv()))["type"] != "error":
+            pass
+    assert reply["code"] == "not_commune"
+    assert "a-tdp-01" not in str(_floor(lab, meeting)["hands"])
