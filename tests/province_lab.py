@@ -81,11 +81,16 @@ class Lab:
         self.province.stop()
 
 
-def start_lab(folder: Path, communes: dict[str, list[tuple[str, str]]]) -> Lab:
+def start_lab(
+    folder: Path,
+    communes: dict[str, list[tuple[str, str]]],
+    room_media: str = ROOM_MEDIA,
+    chair_media: str = ROOM_MEDIA,
+) -> Lab:
     """The province and its chair, then each commune (``id -> [(room, group)]``, hall first)."""
     # Heartbeats a little slower than the other tests': eleven busy processes on two cores.
     province = Coordinator(folder / "province", PROVINCE_HEARTBEATS).start()
-    chair = _agent(province, CHAIR, "hall", folder / "province-rooms")
+    chair = _agent(province, CHAIR, "hall", folder / "province-rooms", chair_media)
     lab = Lab(province, chair, {}, folder)
     for commune_id in communes:
         token_file = folder / commune_id / "province.token"
@@ -105,7 +110,7 @@ def start_lab(folder: Path, communes: dict[str, list[tuple[str, str]]]) -> Lab:
     for commune_id, rooms in communes.items():
         commune = lab.communes[commune_id]
         for room, group in rooms:
-            commune.rooms[room] = _agent(commune.coordinator, room, group, folder / commune_id / "rooms")
+            commune.rooms[room] = _agent(commune.coordinator, room, group, folder / commune_id / "rooms", room_media)
             commune.groups[room] = group
     return lab
 
@@ -131,9 +136,9 @@ def _local_api_up(agent: Agent) -> bool:
         return False
 
 
-def _agent(coordinator: Coordinator, room: str, group: str, folder: Path) -> Agent:
+def _agent(coordinator: Coordinator, room: str, group: str, folder: Path, media: str) -> Agent:
     token = coordinator.enroll(room, group)
-    return Agent(coordinator, room, token, folder / room, ROOM_MEDIA, local_api_port=free_port()).start()
+    return Agent(coordinator, room, token, folder / room, media, local_api_port=free_port()).start()
 
 
 # --- what a room receives, read back from its local API ----------------------------------
