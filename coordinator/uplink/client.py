@@ -216,10 +216,8 @@ class Uplink:
             if reason is not None:
                 log.warning("uplink media: peer unhealthy (%s); opening a new one", reason)
                 await self._drop(reason)
-        live = self._peer is not None and self._peer.live()
-        if live != self.state.media_live:
-            self.state.media_live = live
-        self.relayed.set_live(live)
+        self.state.media_live = self._peer is not None and self._peer.live()
+        self.relayed.set_live(self.state.media_live)
         if self._peer is None and ref is not None and self._joined and self._websocket is not None:
             await self._open(ref.occurrence)
         await self._report()
