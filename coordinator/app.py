@@ -88,6 +88,12 @@ async def build_services(settings: Settings) -> Services:
 def province_uplink(settings: Settings, sessions: async_sessionmaker[AsyncSession], services: Services) -> Uplink:
     """The commune's part in its province's meetings (settings checked all three are given)."""
     assert settings.province_token_file is not None
+    if settings.province_source in services.registry.rooms:
+        log.error(
+            "a room is enrolled as %r, the name the province's chair has inside this commune; "
+            "remove it or set PHONGHOP_PROVINCE_SOURCE to another name",
+            settings.province_source,
+        )
     relayed = RelayedMeeting(
         settings.commune_id,
         settings.province_source,
