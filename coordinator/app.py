@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from coordinator import errors
 from coordinator.api import agent, calendar, control, docs, health, meetings, readiness, rooms, screens
 from coordinator.attendance import AttendanceBook
 from coordinator.auth import load_operator_token
 from coordinator.connections import Connections
-from coordinator.database import make_engine, make_sessionmaker, migrate
+from coordinator.database import AsyncSession, make_engine, make_sessionmaker, migrate
 from coordinator.dispatch import ControlDispatch
 from coordinator.http_guard import HttpGuard
 from coordinator.live_meetings import LiveMeetings
@@ -29,6 +30,9 @@ from coordinator.scheduler import Scheduler
 from coordinator.screens import Screens
 from coordinator.services import Services
 from coordinator.settings import Settings
+from coordinator.uplink.client import Uplink
+from coordinator.uplink.metrics import UplinkCollector
+from coordinator.uplink.relayed import RelayedMeeting
 from coordinator.web import site as web
 from phonghop import __version__
 
@@ -62,7 +66,7 @@ async def build_services(settings: Settings) -> Services:
         max(1.0, settings.scheduler_tick),
         settings.readiness_min_seconds,
     )
-    return Services(
+    services = Services(
         settings,
         engine,
         registry,
@@ -77,6 +81,39 @@ async def build_services(settings: Settings) -> Services:
         Screens(),
         checks,
         TokenBuckets(rate=settings.control_messages_per_second, burst=settings.control_message_burst),
+    )
+    if settings.province_url:
+        services.uplink = province_uplink(settings, sessions, services)
+        collectors.register(UplinkCollector(services.uplink.state, settings.commune_id))
+    return services
+
+
+def province_uplink(settings: Settings, sessions: async_sessionmaker[AsyncSession], services: Services) -> Uplink:
+    """The commune's part in its province's meetings (settings checked all three are given)."""
+    assert settings.province_token_file is not None
+    if settings.province_source in services.registry.rooms:
+        log.error(
+            "a room is enrolled as %r, the name the province's chair has inside this commune; "
+            "remove it or set PHONGHOP_PROVINCE_SOURCE to another name",
+            settings.province_source,
+        )
+    relayed = RelayedMeeting(
+        settings.commune_id,
+        settings.province_source,
+        settings.province_fallback_room or None,
+        sessions,
+        services.schedule,
+        services.scheduler,
+        services.live,
+        services.registry,
+    )
+    return Uplink(
+        settings.province_url,
+        settings.province_token_file,
+        settings.commune_id,
+        relayed,
+        settings.heartbeat_interval,
+        settings.province_ca_file,
     )
 
 
@@ -96,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await services.scheduler.tick()
         services.scheduler.start()
         services.readiness.start()
+        uplink_stop = asyncio.Event()
+        uplink_task = asyncio.create_task(services.uplink.run(uplink_stop), name="uplink") if services.uplink else None
         log.info(
             "coordinator ready: %d rooms enrolled, %d meetings running",
             len(services.registry.rooms),
@@ -104,6 +143,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            uplink_stop.set()
+            if uplink_task is not None:
+                await uplink_task
             await services.readiness.stop()
             await app.state.echoes.close()
             await services.scheduler.stop()

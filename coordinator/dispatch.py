@@ -12,6 +12,10 @@ class ControlDispatch:
         self._connections = connections
         self._live = live
 
+    def _group(self, room_id: str) -> str | None:
+        record = self._connections.registry.rooms.get(room_id)
+        return record.group if record is not None else None
+
     async def handle(self, conn: Connection, message: AnyAgentMessage) -> Error | None:
         """Handle one valid message; returns the error to tell the agent, or None."""
         if isinstance(message, Hello):
@@ -32,5 +36,7 @@ class ControlDispatch:
         if isinstance(message, Offer):
             return await self._live.offer(conn.room_id, message)
         if isinstance(message, Hand):
-            return self._live.hand(conn.room_id, message.raised)
+            if message.room is not None and self._group(conn.room_id) != "commune":
+                return Error(code="not_commune", message="only a commune's uplink raises a hand for another room")
+            return self._live.hand(conn.room_id, message.raised, message.room)
         return await self._live.give_floor(conn.room_id, message.room)

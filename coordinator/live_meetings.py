@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -57,7 +57,9 @@ class ActiveMeeting:
     expected: set[str]
     router: MeetingRouter
     joined: set[str] = field(default_factory=set)
-    hands: list[str] = field(default_factory=list)  # raised hands, first come first
+    hands: list[str] = field(default_factory=list)  # raised hands, first come first ("commune/room" from a commune)
+    groups: list[str] = field(default_factory=list)  # invited groups, for communes running it inside
+    floor_target: str | None = None  # as given: a room, or "commune/room" (the router's floor is the commune)
 
     @property
     def chair(self) -> str:
@@ -82,7 +84,17 @@ class ActiveMeeting:
             title=self.title,
             chair=self.chair,
             mode=self.mode,
+            ends_at=self.ends_at,
+            invited_groups=self.groups,
         )
+
+
+def holder_of(target: str) -> str:
+    """The participant that holds the floor for ``target``: a room, or the commune of "commune/room"."""
+    return target.partition("/")[0]
+
+
+HandListener = Callable[[ActiveMeeting, str, bool], None]
 
 
 class LiveMeetings:
@@ -94,6 +106,7 @@ class LiveMeetings:
         self._told: dict[str, int | None] = {}  # room -> meeting id of the last join sent (None: leave)
         self._background: set[asyncio.Future[bool]] = set()
         self._offers = TokenBuckets(rate=1 / OFFER_EVERY_SECONDS, burst=OFFER_BURST)
+        self.hand_listeners: list[HandListener] = []  # a commune's uplink passes its rooms' hands up
 
     # --- queries ------------------------------------------------------------
 
@@ -158,15 +171,19 @@ class LiveMeetings:
         log.info("room %s: media offer for meeting %s answered", room_id, meeting.meeting_id)
         return None
 
-    def hand(self, room_id: str, raised: bool) -> Error | None:
+    def hand(self, room_id: str, raised: bool, for_room: str | None = None) -> Error | None:
+        """A room's hand; a commune raises one for its room ``for_room``, queued as "commune/room"."""
         meeting = self.meeting_with(room_id)
         if meeting is None:
             return Error(code="not_in_meeting", message="a hand can be raised only during a meeting")
-        if raised and room_id not in meeting.hands and room_id != meeting.floor:
-            meeting.hands.append(room_id)
-            log.info("room %s raised its hand in meeting %s", room_id, meeting.meeting_id)
-        elif not raised and room_id in meeting.hands:
-            meeting.hands.remove(room_id)
+        entry = f"{room_id}/{for_room}" if for_room else room_id
+        if raised and entry not in meeting.hands and entry != meeting.floor_target:
+            meeting.hands.append(entry)
+            log.info("room %s raised its hand in meeting %s", entry, meeting.meeting_id)
+        elif not raised and entry in meeting.hands:
+            meeting.hands.remove(entry)
+        for listener in list(self.hand_listeners):
+            listener(meeting, entry, raised)
         return None
 
     async def give_floor(self, room_id: str, target: str | None) -> Error | None:
@@ -174,7 +191,7 @@ class LiveMeetings:
         meeting = self.meeting_with(room_id)
         if meeting is None or meeting.chair != room_id:
             return Error(code="not_chair", message="only the chair room of a running meeting can give the floor")
-        if target is not None and target not in meeting.expected:
+        if target is not None and holder_of(target) not in meeting.expected:
             return Error(code="not_invited", message=f"room {target} is not invited to this meeting")
         await self.set_floor(meeting.meeting_id, target)
         return None
@@ -192,8 +209,10 @@ class LiveMeetings:
             router=MeetingRouter(
                 occurrence.id, meeting.chair_room, meeting.mode, self.media_counters, self._tell_publish
             ),
+            groups=list(meeting.invited_groups),
         )
-        active.router.set_floor(occurrence.floor_room)
+        active.floor_target = occurrence.floor_room
+        active.router.set_floor(holder_of(occurrence.floor_room) if occurrence.floor_room else None)
         self.meetings[meeting.id] = active
         log.info(
             "meeting %s (%s) running until %s, %d rooms invited",
@@ -227,10 +246,12 @@ class LiveMeetings:
             meeting.expected.discard(room_id)
 
     async def set_floor(self, meeting_id: int, room_id: str | None) -> None:
+        """Give the floor to a room or "commune/room" (the commune's peer holds it), or take it back."""
         active = self.meetings[meeting_id]
         if room_id in active.hands:
             active.hands.remove(room_id)
-        active.router.set_floor(room_id)
+        active.floor_target = room_id
+        active.router.set_floor(holder_of(room_id) if room_id else None)
         await self.book.set_floor(active.occurrence_id, room_id)
         log.info("meeting %s: floor %s", meeting_id, f"given to {room_id}" if room_id else "back to the chair")
         message = Floor(meeting=meeting_id, room=room_id)
@@ -276,8 +297,8 @@ class LiveMeetings:
             await self._channels.command(room_id, "leave")
             return
         await self._channels.command(room_id, "join", duty.ref())
-        if duty.floor is not None:
-            await self._channels.send(room_id, Floor(meeting=duty.meeting_id, room=duty.floor))
+        if duty.floor_target is not None:
+            await self._channels.send(room_id, Floor(meeting=duty.meeting_id, room=duty.floor_target))
 
     async def _leave(self, meeting: ActiveMeeting, room_id: str, reason: str) -> None:
         if room_id in meeting.hands:

@@ -19,6 +19,7 @@ RoomId = Annotated[
         examples=["tdp-01"],
     ),
 ]
+_ROOM_ID = ROOM_ID_PATTERN.removeprefix("^").removesuffix("$")
 MeetingMode = Literal["presentation", "discussion"]
 
 
@@ -174,7 +175,11 @@ class CommandResult(BaseModel):
 
 
 class FloorRequest(_Body):
-    room: RoomId
+    room: str = Field(
+        pattern=f"^{_ROOM_ID}(?:/{_ROOM_ID})?$",
+        description='a room, or a room of a commune taking part: "commune/room"',
+        examples=["tdp-01", "xa-phong-son/tdp-01"],
+    )
 
 
 class FloorOut(BaseModel):

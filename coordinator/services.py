@@ -21,6 +21,7 @@ from coordinator.schedule import Schedule
 from coordinator.scheduler import Scheduler
 from coordinator.screens import Screens
 from coordinator.settings import Settings
+from coordinator.uplink.client import Uplink
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Services:
     readiness: ReadinessChecks
     # Control messages per room (api.control), from the settings' burst and rate.
     control_limits: TokenBuckets = field(default_factory=lambda: TokenBuckets(rate=10.0, burst=60))
+    uplink: Uplink | None = None  # a commune in a province: its link to the province's meetings
 
 
 def _services(request: Request) -> Services:

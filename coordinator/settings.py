@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from phonghop.identity import ROOM_ID_HINT, is_valid_room_id
 
 
 class Settings(BaseSettings):
@@ -47,11 +50,35 @@ class Settings(BaseSettings):
     # Closer than this to the start a check is skipped: nobody could fix anything in time (and a meeting
     # scheduled to start at once does not make every room run its self-test as it starts).
     readiness_min_seconds: float = Field(default=120, ge=0)
+    # A commune that takes part in its province's meetings: the province coordinator's URL, the token
+    # the province issued when it enrolled this commune (group "commune"), and this commune's id there.
+    province_url: str = ""
+    province_token_file: Path | None = None
+    commune_id: str = ""
+    province_ca_file: Path | None = None
+    # Inside the commune the province meeting's chair is this source (not a room; do not enrol a room so named).
+    province_source: str = "tinh"
+    # Shown to the rooms while the province link is down; empty means the commune's hall room.
+    province_fallback_room: str = ""
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("set both PHONGHOP_TLS_CERT_FILE and PHONGHOP_TLS_KEY_FILE, or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _province_triple(self) -> Settings:
+        given = [bool(self.province_url), self.province_token_file is not None, bool(self.commune_id)]
+        if any(given) and not all(given):
+            raise ValueError(
+                "a commune in a province needs PHONGHOP_PROVINCE_URL, PHONGHOP_PROVINCE_TOKEN_FILE and "
+                "PHONGHOP_COMMUNE_ID together (or none of them)"
+            )
+        if self.province_url and urlsplit(self.province_url).scheme not in ("http", "https"):
+            raise ValueError(f"PHONGHOP_PROVINCE_URL {self.province_url!r} is not an http:// or https:// URL")
+        if self.commune_id and not is_valid_room_id(self.commune_id):
+            raise ValueError(f"PHONGHOP_COMMUNE_ID {self.commune_id!r}: {ROOM_ID_HINT}")
         return self
 
     @field_validator("timezone")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from phonghop.dialing import control_url
 from phonghop.identity import ROOM_ID_HINT, is_valid_room_id
 from phonghop.protocol import DeviceName
 
@@ -133,10 +134,7 @@ class AgentConfig(BaseModel):
 
     @property
     def control_url(self) -> str:
-        parts = urlsplit(self.coordinator_url)
-        scheme = "wss" if parts.scheme == "https" else "ws"
-        path = f"{parts.path}/api/v1/rooms/{self.room}/control"
-        return urlunsplit((scheme, parts.netloc, path, "", ""))
+        return control_url(self.coordinator_url, self.room)
 
     def read_token(self) -> str:
         try:

@@ -1,8 +1,7 @@
 """The control channel to the coordinator: dial out, say hello, heartbeat, obey.
 
-Reconnection (capped exponential back-off with jitter) is websockets' own
-``async for ... in connect()``; this module only decides what is worth
-retrying and what to tell the technician in the log.
+Reconnection is ``phonghop.dialing`` (shared with a commune's uplink); this
+module says hello, keeps the heartbeat and obeys the coordinator.
 """
 
 from __future__ import annotations
@@ -10,22 +9,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.client import backoff
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
 from node_agent.config import AgentConfig, ConfigError, load_config
-from node_agent.link import control_options, refusal_reason
 from node_agent.media import MediaManager
 from node_agent.room import Room
 from node_agent.selftest import LiveState, run_checks
 from phonghop import __version__
+from phonghop.dialing import dial, stay_connected
 from phonghop.protocol import (
     CLOSE_REPLACED,
     DEVICE_NAMES,
@@ -43,17 +41,6 @@ from phonghop.protocol import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _retryable(exc: Exception) -> Exception | None:
-    """Network trouble and server errors are retried; a refusal (4xx) is not."""
-    if isinstance(exc, InvalidStatus) and exc.response.status_code < 500:
-        return exc
-    if isinstance(exc, (OSError, TimeoutError, InvalidStatus, ConnectionClosed)):
-        return None
-    if exc.__class__.__module__.startswith("websockets"):
-        return None
-    return exc
 
 
 class ControlClient:
@@ -82,53 +69,24 @@ class ControlClient:
     def devices(self) -> dict[str, bool]:
         return {name: ok for name, (ok, _) in self.device_states().items()}
 
-    def _delays(self) -> Generator[float]:
-        return backoff(
-            initial_delay=self.config.reconnect_initial_delay,
-            min_delay=min(0.5, self.config.reconnect_max_delay),
-            max_delay=self.config.reconnect_max_delay,
-        )
-
     async def run(self, stop: asyncio.Event) -> None:
-        """Stay connected until ``stop`` is set (an open session closes itself; dialling is abandoned)."""
-        stopping = asyncio.create_task(stop.wait(), name="control-stop")
-        try:
-            while not stop.is_set():
-                connecting = asyncio.create_task(self._connect_once(stop), name="control-connect")
-                await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                if not connecting.done() and self._websocket is None:
-                    connecting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    pause = await connecting
-                    if pause:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), timeout=pause)
-        finally:
-            stopping.cancel()
+        """Stay connected until ``stop`` is set."""
+        await stay_connected(self._dial, partial(self._session, stop=stop), stop, self.config.reconnect_max_delay)
 
-    async def _connect_once(self, stop: asyncio.Event) -> float:
-        """One connection, retried until it opens; returns how long to wait before the next."""
+    def _dial(self) -> connect | None:
         try:
             token = self.config.read_token()
         except ConfigError as exc:
             log.error("%s", exc)
-            return self.config.reconnect_max_delay
-        dial = connect(
+            return None
+        return dial(
             self.config.control_url,
-            process_exception=_retryable,
-            reconnect_delays=partial(self._delays),
-            max_size=1024 * 1024,
-            **control_options(self.config, token),
+            token,
+            f"phonghop-agent/{__version__}",
+            self.config.reconnect_initial_delay,
+            self.config.reconnect_max_delay,
+            self.config.ca_file,
         )
-        try:
-            async for websocket in dial:
-                return await self._session(websocket, stop)
-        except InvalidStatus as exc:
-            log.error(
-                "coordinator refused the connection: %s", refusal_reason(exc.response.status_code, exc.response.body)
-            )
-            return self.config.reconnect_max_delay
-        return 0.0
 
     async def _session(self, websocket: ClientConnection, stop: asyncio.Event) -> float:
         log.info("control channel open to %s", self.config.control_url)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 from av import AudioFrame, VideoFrame
@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from node_agent.room import Room
 from phonghop.aiortc_glue import force_keyframe, on_keyframe_request, set_sending, stamp_audio_level, tap_receiver
 from phonghop.protocol import Answer, MediaStatus, Offer, Publish
-from phonghop.webrtc import peer_connection
+from phonghop.webrtc import peer_connection, prefer
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,6 @@ class Sinks:
     audio: list[AudioSink] = field(default_factory=list)
 
 
-def _prefer(transceiver: object, kind: str, mime: str) -> None:
-    codecs = [c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType in (mime, f"{kind}/rtx")]
-    transceiver.setCodecPreferences(codecs)  # type: ignore[attr-defined]
-
-
 class MediaPeer:
     """One RTCPeerConnection for one meeting occurrence."""
 
@@ -103,7 +98,7 @@ class MediaPeer:
         self.source = source
         self.sending_video = True
         self.pc.addTransceiver("audio", direction="recvonly")
-        _prefer(video, "video", "video/VP8")
+        prefer(video, "video", "video/VP8")
         on_keyframe_request(video.sender, source.request_keyframe)
         sender = video.sender
         source.use_encoder(lambda: force_keyframe(sender))

@@ -24,8 +24,9 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from node_agent.config import AgentConfig, ConfigError, load_config
 from node_agent.devices import DeviceError, SoundInput, SoundOutput, V4l2Camera, pick
-from node_agent.link import control_options, refusal_reason, tls
+from node_agent.link import control_options, tls
 from node_agent.testsource import CodeReader, TestSource
+from phonghop.dialing import refusal_reason
 from phonghop.protocol import CheckItem, Welcome, coordinator_message
 from phonghop.testpattern import room_code, tone_hz
 from phonghop.webrtc import peer_connection

@@ -16,11 +16,16 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-RoomGroup = Literal["hall", "residential_group", "school", "public_service"]
+# The kinds of room a commune has.
+RoomKind = Literal["hall", "residential_group", "school", "public_service"]
+ROOM_KINDS: tuple[str, ...] = get_args(RoomKind)
+# What may enroll at a coordinator: a commune's rooms, and at a province the communes themselves
+# ("commune": a commune coordinator taking part in the province's meetings through its uplink).
+RoomGroup = Literal["hall", "residential_group", "school", "public_service", "commune"]
 ROOM_GROUPS: tuple[str, ...] = get_args(RoomGroup)
 # The inventory group (under ``rooms``) that holds each kind of room.
 ROOM_INVENTORY_GROUPS: dict[str, str] = dict(
-    zip(("hall", "residential_groups", "schools", "public_services"), ROOM_GROUPS, strict=True)
+    zip(("hall", "residential_groups", "schools", "public_services"), ROOM_KINDS, strict=True)
 )
 # A hostname label: lowercase letters, digits and inner hyphens, at most 32 characters.
 ROOM_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"

@@ -7,6 +7,7 @@ message that names the field, instead of failing somewhere deeper.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -75,15 +76,18 @@ class MediaStatus(_Message):
 
 
 class Hand(_Message):
+    """A raised (or lowered) hand; a commune's uplink names which of its rooms raised it."""
+
     type: Literal["hand"] = "hand"
     raised: bool
+    room: str | None = Field(default=None, max_length=32)
 
 
 class GiveFloor(_Message):
-    """The chair room gives the floor to a room, or takes it back (room None)."""
+    """The chair room gives the floor to a room (or "commune/room"), or takes it back (room None)."""
 
     type: Literal["give_floor"] = "give_floor"
-    room: str | None = Field(default=None, max_length=32)
+    room: str | None = Field(default=None, max_length=65)
 
 
 AnyAgentMessage = Hello | Heartbeat | Ack | Offer | MediaStatus | Hand | GiveFloor
@@ -94,13 +98,19 @@ AgentMessage = Annotated[AnyAgentMessage, Field(discriminator="type")]
 
 
 class MeetingRef(_Message):
-    """What a room needs to know about the meeting it is told to join."""
+    """What a room needs to know about the meeting it is told to join.
+
+    A commune's uplink also needs when it ends and which groups it invites, to
+    run the meeting inside the commune (no group but ``commune``: all rooms).
+    """
 
     id: int
     occurrence: int
     title: str
     chair: str
     mode: str
+    ends_at: datetime | None = None
+    invited_groups: list[str] = Field(default_factory=list, max_length=16)
 
 
 class Welcome(_Message):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 
 
 def peer_connection(ice_servers: Sequence[str] = ()) -> RTCPeerConnection:
@@ -23,3 +23,9 @@ def peer_connection(ice_servers: Sequence[str] = ()) -> RTCPeerConnection:
             bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         )
     )
+
+
+def prefer(transceiver: RTCRtpTransceiver, kind: str, mime: str) -> None:
+    """Offer only ``mime`` (and its retransmissions): the router forwards VP8 and Opus as they are."""
+    codecs = [c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType in (mime, f"{kind}/rtx")]
+    transceiver.setCodecPreferences(codecs)

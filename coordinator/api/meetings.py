@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response, status
 from coordinator.auth import Operator, Reader
 from coordinator.errors import ApiError
 from coordinator.ical import calendar_feed
+from coordinator.live_meetings import holder_of
 from coordinator.models import Meeting
 from coordinator.recurrence import next_start
 from coordinator.schedule import expected_rooms, timing_of
@@ -35,7 +36,7 @@ def _out(services: Services, meeting: Meeting) -> MeetingOut:
             occurrence=active.occurrence_id,
             started_at=active.started_at,
             ends_at=active.ends_at,
-            floor=active.floor,
+            floor=active.floor_target,
             joined=sorted(active.joined),
             missing=sorted(active.expected - active.joined),
         )
@@ -149,7 +150,7 @@ def _running(services: Services, meeting_id: int) -> None:
 def _floor(services: Services, meeting_id: int) -> FloorOut:
     active = services.live.meetings[meeting_id]
     speaker = active.router.speaker.current
-    return FloorOut(meeting=meeting_id, floor=active.floor, hands=list(active.hands), speaker=speaker)
+    return FloorOut(meeting=meeting_id, floor=active.floor_target, hands=list(active.hands), speaker=speaker)
 
 
 @router.get("/{meeting_id}/floor", dependencies=[Reader])
@@ -164,7 +165,7 @@ async def give_floor(meeting_id: int, body: FloorRequest, services: Svc) -> Floo
     await services.schedule.get(meeting_id)
     _running(services, meeting_id)
     active = services.live.meetings[meeting_id]
-    if body.room not in active.expected:
+    if holder_of(body.room) not in active.expected:
         raise ApiError(
             422,
             "room_not_invited",

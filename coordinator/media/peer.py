@@ -112,7 +112,7 @@ def check_offer(sdp: str, layout: tuple[tuple[str, str, str], ...] = SLOT_LAYOUT
             raise OfferError(f"media section {index} has no ICE or DTLS parameters")
 
 
-class _Placeholder(MediaStreamTrack):
+class Placeholder(MediaStreamTrack):
     """Gives a sender its kind in the SDP; never read, since PacketSender drives the sender."""
 
     def __init__(self, kind: str) -> None:
@@ -177,7 +177,7 @@ class RoomPeer:
         except Exception as exc:
             raise OfferError(f"the offer was refused: {exc}") from exc
         for transceiver, (kind, _, slot) in zip(self.pc.getTransceivers(), SLOT_LAYOUT, strict=True):
-            sender = self.pc.addTrack(_Placeholder(kind))
+            sender = self.pc.addTrack(Placeholder(kind))
             assert sender is transceiver.sender
             self.senders[slot] = PacketSender(sender, partial(self._on_keyframe_request, self.room, slot))
             watch_rtcp(sender, self._heard)

@@ -4,6 +4,11 @@ Every room receives three slots: the program picture, the chair's sound and
 the floor's sound. The program shows the room holding the floor (in
 discussion mode: the active speaker), or the chair when nobody does; the
 room on the program sees the chair. No room ever receives its own media.
+
+A meeting relayed from another level (a province meeting inside a commune)
+has a chair that is not a room: while its link is down the ``fallback`` room
+(the commune hall) takes the chair's place, and while nobody here has the
+floor the floor's sound is ``relay_floor`` (whoever speaks at the other level).
 """
 
 from __future__ import annotations
@@ -31,12 +36,17 @@ def slots_for(
     speaking: str | None,
     publishing: set[str],
     previous: str | None = None,
+    fallback: str | None = None,
+    relay_floor: str | None = None,
 ) -> Slots:
     def usable(candidate: str | None) -> str | None:
         return candidate if candidate is not None and candidate != room and candidate in publishing else None
 
-    program = usable(speaking) or usable(chair) or usable(previous)
+    stand_in = usable(fallback) if chair not in publishing else None
+    program = usable(speaking) or usable(chair) or stand_in or usable(previous)
     if program is None and room == chair:
         program = next(iter(sorted(publishing - {room})), None)
     floor_audio = usable(speaking) if speaking != chair else None
-    return Slots(program=program, chair_audio=usable(chair), floor_audio=floor_audio)
+    if speaking is None:
+        floor_audio = usable(relay_floor)
+    return Slots(program=program, chair_audio=usable(chair) or stand_in, floor_audio=floor_audio)

@@ -20,6 +20,7 @@ from aiortc.rtp import RtpPacket
 
 from coordinator.media.peer import RoomPeer
 from coordinator.media.policy import Slots, slots_for, talker
+from coordinator.media.relay import Relay
 from coordinator.media.rewriter import SlotStream
 from coordinator.media.speaker import ActiveSpeaker
 from coordinator.media.vp8 import inspect
@@ -89,6 +90,8 @@ class MeetingRouter:
         self.mode = mode
         self.floor: str | None = None
         self.muted: set[str] = set()  # rooms whose sound the operator switched off
+        self.relay: Relay | None = None  # the chair's level, when this meeting is relayed from above
+        self.fallback: str | None = None  # the room shown instead of a relayed chair whose link is down
         self.counters = counters
         self.peers: dict[str, RoomPeer] = {}
         self.streams: dict[str, dict[str, SlotStream]] = {}
@@ -139,6 +142,18 @@ class MeetingRouter:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
+    def attach_relay(self, relay: Relay, fallback: str | None) -> None:
+        """Take the chair's media from ``relay`` (and send media up through it); ``fallback`` stands in."""
+        self.relay, self.fallback = relay, fallback
+        self._keyframes[relay.name] = KeyframeGate(relay.request_keyframe)
+        self.reroute()
+
+    def relay_wants_keyframe(self) -> None:
+        """The other level asked for a keyframe of what goes up."""
+        stream = self.relay.up.get("video") if self.relay is not None else None
+        if stream is not None and stream.source is not None:
+            self._keyframe_from(stream.source)
+
     async def close(self) -> None:
         self._ticker.cancel()
         for room in list(self.peers):
@@ -174,18 +189,26 @@ class MeetingRouter:
         """Point every slot at its source and rebuild the fan-out table."""
         speaking = self.talker()
         publishing = set(self.peers)
+        relay, relay_floor = self.relay, None
+        if relay is not None and relay.live:
+            relay_floor = relay.floor_name
+            publishing |= {relay.name, relay_floor}
         fanout: dict[tuple[str, str], list[SlotStream]] = defaultdict(list)
+        pointed: list[tuple[SlotStream, str | None]] = []
         for room, streams in self.streams.items():
-            slots = slots_for(room, self.chair, speaking, publishing, self._previous_talker)
-            for stream, source in (
+            slots = slots_for(room, self.chair, speaking, publishing, self._previous_talker, self.fallback, relay_floor)
+            pointed += [
                 (streams["program"], slots.program),
                 (streams["chair_audio"], slots.chair_audio),
                 (streams["floor_audio"], slots.floor_audio),
-            ):
-                if stream.switch(source) and source is not None:
-                    self._keyframe_from(source)
-                if source is not None:
-                    fanout[(source, stream.kind)].append(stream)
+            ]
+        if relay is not None:
+            pointed += [(stream, relay.up_source_for(kind, set(self.peers))) for kind, stream in relay.up.items()]
+        for stream, source in pointed:
+            if stream.switch(source) and source is not None:
+                self._keyframe_from(source)
+            if source is not None:
+                fanout[(source, stream.kind)].append(stream)
         self.fanout = dict(fanout)
         self._tell_publishers()
 
@@ -251,11 +274,8 @@ class MeetingRouter:
         with contextlib.suppress(asyncio.CancelledError):
             while True:
                 await asyncio.sleep(KEYFRAME_INTERVAL)
-                waiting = {
-                    s.source
-                    for streams in self.streams.values()
-                    for s in streams.values()
-                    if s.waiting_keyframe and s.source is not None
-                }
+                every = [s for streams in self.streams.values() for s in streams.values()]
+                every += self.relay.up.values() if self.relay is not None else ()
+                waiting = {s.source for s in every if s.waiting_keyframe and s.source is not None}
                 for source in waiting:
                     self._keyframe_from(source)

@@ -20,6 +20,7 @@ GROUP_LABELS = {
     "residential_group": "Tổ dân phố",
     "school": "Trường học",
     "public_service": "Cơ quan, đơn vị",
+    "commune": "Xã, phường (đường lên tỉnh)",
 }
 DEVICE_LABELS = {"camera": "Camera", "microphone": "Micrô", "speaker": "Loa", "display": "Màn hình"}
 ROLE_LABELS = {"operator": "vận hành", "viewer": "chỉ xem"}

@@ -56,6 +56,6 @@ class LookupModule(LookupBase):
             {
                 "room_id_pattern": identity.ROOM_ID_PATTERN,
                 "room_groups": dict(identity.ROOM_INVENTORY_GROUPS),
-                "room_kinds": list(identity.ROOM_GROUPS),
+                "room_kinds": list(identity.ROOM_KINDS),
             }
         ]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from coordinator.errors import ApiError
-from coordinator.live_meetings import ActiveMeeting
+from coordinator.live_meetings import ActiveMeeting, holder_of
 from coordinator.recurrence import next_start
 from coordinator.schedule import expected_rooms, timing_of
 from coordinator.services import Services, Svc
@@ -29,9 +29,10 @@ def _running(services: Services, meeting_id: int) -> ActiveMeeting:
     return active
 
 
-async def _room_field(request: Request, active: ActiveMeeting) -> str:
+async def _room_field(request: Request, active: ActiveMeeting, commune_rooms: bool = False) -> str:
+    """The form's room; with ``commune_rooms`` also "commune/room" of an invited commune (the floor)."""
     room = str((await request.form()).get("room") or "")
-    if room not in active.expected:
+    if (holder_of(room) if commune_rooms else room) not in active.expected:
         raise Refused(f"Phòng {room!r} không được mời vào cuộc họp này.", status=422)
     return room
 
@@ -70,7 +71,7 @@ async def console(
 @router.post("/cuoc-hop/{meeting_id}/trao-loi")
 async def give_floor(request: Request, meeting_id: int, services: Svc, user: Changer) -> RedirectResponse:
     active = _running(services, meeting_id)
-    room = await _room_field(request, active)
+    room = await _room_field(request, active, commune_rooms=True)
     await services.live.set_floor(meeting_id, room)
     log.info("web user %s gave the floor of meeting %s to %s", user.name, meeting_id, room)
     return _back(meeting_id, f"Đã trao lời cho phòng {room}.", request)

@@ -1,0 +1,129 @@
+"""Dialling a coordinator's control WebSocket: what a room agent and a commune uplink share.
+
+Both sit behind NAT and dial out with a bearer token; reconnection (capped
+exponential back-off with jitter) is websockets' own ``async for ... in
+connect()``. This module decides what is worth retrying and how a refusal
+reads in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Generator
+from functools import partial
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import backoff
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+log = logging.getLogger(__name__)
+
+
+def control_url(coordinator_url: str, room: str) -> str:
+    """The control WebSocket of ``room`` on the coordinator at ``coordinator_url`` (http or https)."""
+    parts = urlsplit(coordinator_url.rstrip("/"))
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, f"{parts.path}/api/v1/rooms/{room}/control", "", ""))
+
+
+def retryable(exc: Exception) -> Exception | None:
+    """Network trouble and server errors are retried; a refusal (4xx) is not."""
+    if isinstance(exc, InvalidStatus) and exc.response.status_code < 500:
+        return exc
+    if isinstance(exc, (OSError, TimeoutError, InvalidStatus, ConnectionClosed)):
+        return None
+    if exc.__class__.__module__.startswith("websockets"):
+        return None
+    return exc
+
+
+def refusal_reason(status_code: int, body: bytes | bytearray | None) -> str:
+    """The coordinator's own words for a refused request (its JSON error body), or the HTTP status."""
+    try:
+        return str(json.loads(body or b"")["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {status_code}"
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """The coordinator's certificate is checked against ``ca_file`` when set, the system's CAs otherwise."""
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+def _delays(initial: float, maximum: float) -> Generator[float]:
+    return backoff(initial_delay=initial, min_delay=min(0.5, maximum), max_delay=maximum)
+
+
+def dial(
+    url: str,
+    token: str,
+    user_agent: str,
+    initial_delay: float,
+    max_delay: float,
+    ca_file: Path | None = None,
+) -> connect:
+    """A reconnecting connection to a control channel (iterate it with ``async for``)."""
+    context = tls_context(ca_file) if url.startswith("wss:") else None
+    return connect(
+        url,
+        additional_headers={"Authorization": f"Bearer {token}"},
+        process_exception=retryable,
+        reconnect_delays=partial(_delays, initial_delay, max_delay),
+        ssl=context,
+        open_timeout=10,
+        max_size=1024 * 1024,
+        user_agent_header=user_agent,
+    )
+
+
+Session = Callable[[ClientConnection], Awaitable[float]]
+
+
+async def stay_connected(
+    make_dial: Callable[[], connect | None], session: Session, stop: asyncio.Event, retry_pause: float
+) -> None:
+    """Dial and run sessions until ``stop`` is set.
+
+    ``make_dial`` returns None when it cannot dial yet (no token); ``session``
+    returns how long to wait before dialling again. A refused connection is
+    logged with the coordinator's reason and tried again after ``retry_pause``.
+    """
+    stopping = asyncio.create_task(stop.wait(), name="dial-stop")
+    try:
+        while not stop.is_set():
+            opened = asyncio.Event()
+            attempt = asyncio.create_task(_attempt(make_dial, session, retry_pause, opened), name="dial")
+            await asyncio.wait({attempt, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not attempt.done() and not opened.is_set():
+                attempt.cancel()  # still dialling: nothing to close, so stop at once (an open session closes itself)
+            pause = 0.0
+            with contextlib.suppress(asyncio.CancelledError):
+                pause = await attempt
+            if pause and not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=pause)
+    finally:
+        stopping.cancel()
+
+
+async def _attempt(
+    make_dial: Callable[[], connect | None], session: Session, retry_pause: float, opened: asyncio.Event
+) -> float:
+    """Dial until a connection opens and run its session; returns how long to wait before the next."""
+    dialler = make_dial()
+    if dialler is None:
+        return retry_pause
+    try:
+        async for websocket in dialler:
+            opened.set()
+            return await session(websocket)
+    except InvalidStatus as exc:
+        reason = refusal_reason(exc.response.status_code, exc.response.body)
+        log.error("%s refused the connection: %s", dialler.uri, reason)
+    return retry_pause
