@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from phonghop.identity import ROOM_ID_HINT, is_valid_room_id
 from phonghop.protocol import DeviceName
@@ -90,7 +90,10 @@ class AgentConfig(BaseModel):
     room: str
     # The room's name as people say it (the inventory's phonghop_room_name), for the TV and the slate.
     room_name: str = Field(default="", max_length=200)
-    coordinator_url: str = Field(description="http(s)://host:port of the coordinator")
+    # For lab and test coordinators only: let coordinator_url be http://, which sends the room token
+    # unencrypted. A room laptop always dials https:// (before coordinator_url: its check reads this).
+    allow_plain_http: bool = False
+    coordinator_url: str = Field(description="https://host:port of the coordinator (http:// only in labs)")
     token_file: Path
     ca_file: Path | None = Field(default=None, description="CA bundle for a lab coordinator's TLS")
     heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
@@ -125,10 +128,21 @@ class AgentConfig(BaseModel):
 
     @field_validator("coordinator_url")
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _url(cls, value: str, info: ValidationInfo) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"{value!r} is not an http:// or https:// URL, e.g. https://phonghop.example:8443")
+            raise ValueError(f"{value!r} is not an https:// URL, e.g. https://phonghop.example:8443")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(
+                f"{value!r} carries a query, fragment or user name; give only https://host[:port][/path] "
+                "(the room token is read from token_file and sent in a header, never in the URL)"
+            )
+        if parts.scheme == "http" and not info.data.get("allow_plain_http", False):
+            raise ValueError(
+                f"{value!r} would send the room token unencrypted; use the coordinator's https:// address "
+                "(e.g. https://phonghop.example), or, for a lab or test coordinator only, "
+                "set allow_plain_http = true at the top of the config"
+            )
         return value.rstrip("/")
 
     @property

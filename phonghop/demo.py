@@ -104,6 +104,8 @@ class Commune:
         config.write_text(
             f'room = "{room.id}"\n'
             f'coordinator_url = "{self.base}"\n'
+            # The demo's coordinator serves plain HTTP on loopback: a lab setting, never a room laptop's.
+            "allow_plain_http = true\n"
             f'token_file = "{token_file}"\n'
             "heartbeat_interval = 2.0\n"
             "reconnect_max_delay = 3.0\n"

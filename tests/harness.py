@@ -222,6 +222,7 @@ class Agent:
         self.config.write_text(
             f'room = "{room_id}"\n'
             f'coordinator_url = "{coordinator.url}"\n'
+            f"allow_plain_http = {'true' if coordinator.url.startswith('http:') else 'false'}\n"
             f'token_file = "{self.token_file}"\n'
             "heartbeat_interval = 0.5\n"
             "reconnect_initial_delay = 0.3\n"
