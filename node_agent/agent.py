@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from node_agent import systemd
 from node_agent.config import AgentConfig, ConfigError, load_config
 from node_agent.control import ControlClient
+from node_agent.local_auth import SecretError, create_secret
 from node_agent.media import MediaManager, Sinks
 from node_agent.room import Outcome, Room
 from node_agent.sound import Speaker
@@ -139,12 +140,7 @@ class Agent:
         if config.media.enabled:
             tasks.extend(self._media(decode, sinks))
         if config.local_api_port:
-            from node_agent.local_api import local_server  # FastAPI costs a third of a second to import
-
-            server, stop_server = local_server(self, config.debug, config.local_api_port)
-            tasks.append(asyncio.create_task(server.serve(), name="local-api"))
-            stop_task = asyncio.create_task(self.stop.wait())
-            stop_task.add_done_callback(lambda _: stop_server())
+            tasks.extend(self._local_api())
         tasks.append(asyncio.create_task(systemd.watchdog(self.stop), name="watchdog"))
         systemd.notify(f"READY=1\nSTATUS=room {config.room}: connecting to {config.coordinator_url}")
         results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -153,6 +149,21 @@ class Agent:
                 log.error("%s stopped with an error: %r", task.get_name(), result)
         log.info("agent stopped")
         return 0
+
+    def _local_api(self) -> list[asyncio.Task[Any]]:
+        """The local API with a new secret; without one the room still meets, and the log says why."""
+        from node_agent.local_api import local_server  # FastAPI costs a third of a second to import
+
+        config = self.config
+        try:
+            secret = create_secret(config.local_api_secret_path)
+        except SecretError as exc:
+            log.error("local API off: %s", exc)
+            return []
+        server, stop_server = local_server(self, config.debug, config.local_api_port, secret)
+        stop_task = asyncio.create_task(self.stop.wait(), name="local-api-stop")
+        stop_task.add_done_callback(lambda _: stop_server())
+        return [asyncio.create_task(server.serve(), name="local-api"), stop_task]
 
     def _media(self, decode: bool, sinks: Sinks) -> list[asyncio.Task[None]]:
         """The camera and microphone (or the test source), the speaker, and the meeting's peer."""

@@ -102,11 +102,18 @@ class AgentConfig(BaseModel):
     log_level: str = "INFO"
     # Status and raise-hand API on 127.0.0.1 for the technician and the room's remote; 0 turns it off.
     local_api_port: int = Field(default=8765, ge=0, le=65535)
+    # The local API's secret, made anew at every start (mode 0600); the local tools read it from here.
+    # Default: local-api.secret next to token_file. Under systemd: a file in the unit's RuntimeDirectory.
+    local_api_secret_file: Path | None = None
     test_source: TestSource = Field(default_factory=TestSource)
     media: Media = Field(default_factory=Media)
     devices: Devices = Field(default_factory=Devices)
     display: Display = Field(default_factory=Display)
     debug: Debug = Field(default_factory=Debug)
+
+    @property
+    def local_api_secret_path(self) -> Path:
+        return self.local_api_secret_file or self.token_file.parent / "local-api.secret"
 
     @property
     def display_name(self) -> str:
