@@ -2,8 +2,9 @@
 
 Under systemd (``Type=notify``) the agent says READY=1 once its parts run
 (connected or still trying), pings the watchdog from its event loop, and says
-STOPPING=1 on SIGTERM before closing the meeting's peer and the control
-channel; it then exits 0.
+STOPPING=1 on SIGTERM (or SIGINT) before closing the meeting's peer and the
+control channel; parts that take longer than ``STOP_GRACE`` are cancelled, and
+it exits 0. A signal before the parts run abandons the start (``signals``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from node_agent.control import ControlClient
 from node_agent.local_auth import SecretError, create_secret
 from node_agent.media import MediaManager, Sinks
 from node_agent.room import Outcome, Room
+from node_agent.signals import STOP_SIGNALS
 from node_agent.sound import Speaker
 from node_agent.sources import TEST_CHOICES, RoomSource
 from phonghop.logs import setup_logging
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from node_agent.tv import Television
 
 log = logging.getLogger("node_agent")
+
+# How long the parts may take to stop cleanly (close the meeting's peer and the control channel).
+STOP_GRACE = 1.2
 
 
 class Agent:
@@ -122,9 +126,6 @@ class Agent:
 
     async def run(self) -> int:
         config, control = self.config, self.control
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopping)
         log.info("agent for room %s starting; coordinator %s", config.room, config.coordinator_url)
         tasks = [asyncio.create_task(control.run(self.stop), name="control")]
         control.device_report = self.device_report
@@ -142,13 +143,36 @@ class Agent:
         if config.local_api_port:
             tasks.extend(self._local_api())
         tasks.append(asyncio.create_task(systemd.watchdog(self.stop), name="watchdog"))
+        # Every part runs: from here a signal stops them cleanly (until here it abandons the start).
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self._stopping)
         systemd.notify(f"READY=1\nSTATUS=room {config.room}: connecting to {config.coordinator_url}")
-        results = await asyncio.gather(*tasks, return_exceptions=True)
+        results = await self._until_stopped(tasks)
         for task, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("%s stopped with an error: %r", task.get_name(), result)
         log.info("agent stopped")
         return 0
+
+    async def _until_stopped(self, tasks: list[asyncio.Task[Any]]) -> list[Any]:
+        """The parts' results; once ``stop`` is set, the parts get STOP_GRACE seconds, then are cancelled.
+
+        A part can be waiting on the network when the stop comes (closing the control channel or the
+        meeting's peer, a TV upload to a coordinator that does not answer): systemd, the demo and a
+        technician's Ctrl-C all need the agent gone within seconds regardless.
+        """
+        everything = asyncio.gather(*tasks, return_exceptions=True)
+        stopping = asyncio.create_task(self.stop.wait(), name="stopping")
+        first: set[asyncio.Future[Any]] = {everything, stopping}
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not everything.done():
+            _, late = await asyncio.wait(tasks, timeout=STOP_GRACE)
+            for task in late:
+                log.warning("%s did not stop within %.1f s: cancelled", task.get_name(), STOP_GRACE)
+                task.cancel()
+        return await everything
 
     def _local_api(self) -> list[asyncio.Task[Any]]:
         """The local API with a new secret; without one the room still meets, and the log says why."""

@@ -37,12 +37,14 @@ def test_a_web_page_cannot_raise_the_hand_or_read_the_status(agent: Agent) -> No
 
 
 def test_dns_rebinding_is_refused_even_with_the_secret(agent: Agent) -> None:
-    with agent.local() as local:
-        for host in ("rebind.example", "rebind.example:8765", "127.0.0.1.rebind.example", "localhost.example"):
-            for method, path in (("GET", "/status"), ("PUT", "/floor"), ("POST", "/hand"), ("GET", "/healthz")):
-                refused = local.request(method, path, headers={"Host": host}, json={"room": None})
-                assert refused.status_code == 421, (host, method, path, refused.text)
-                assert "is not this machine" in refused.json()["error"]
+    """A page on a name that re-resolves to 127.0.0.1 sends its own name as the Host."""
+    for authorized in (False, True):
+        with agent.local(authorized) as client:
+            for host in ("rebind.example", "rebind.example:8765", "127.0.0.1.rebind.example", "localhost.example"):
+                for method, path in (("GET", "/status"), ("PUT", "/floor"), ("POST", "/hand"), ("GET", "/healthz")):
+                    refused = client.request(method, path, headers={"Host": host}, json={"room": None})
+                    assert refused.status_code == 421, (authorized, host, method, path, refused.text)
+                    assert "is not this machine" in refused.json()["error"]
 
 
 def test_local_tools_with_the_secret_and_a_loopback_host(agent: Agent) -> None:
