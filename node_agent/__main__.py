@@ -8,19 +8,25 @@ import json
 import sys
 from pathlib import Path
 
-from node_agent.config import ConfigError
-
 DEFAULT_CONFIG = Path("/etc/phonghop/agent.toml")
 
 
 def _run(config: Path) -> int:
-    from node_agent.agent import run
+    from node_agent.signals import Interrupted, stop_while_starting
+
+    stop_while_starting()  # before the imports below, which take seconds on a room laptop
+    from node_agent.config import ConfigError
 
     try:
+        from node_agent.agent import run
+
         return asyncio.run(run(config))
     except ConfigError as exc:
         print(f"phonghop-agent: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as stopped:
+        print(f"phonghop-agent: {stopped} while starting: stopped", file=sys.stderr)
+        return 0
 
 
 def _check(config: Path, as_json: bool) -> int:

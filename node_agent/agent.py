@@ -2,8 +2,9 @@
 
 Under systemd (``Type=notify``) the agent says READY=1 once its parts run
 (connected or still trying), pings the watchdog from its event loop, and says
-STOPPING=1 on SIGTERM before closing the meeting's peer and the control
-channel; it then exits 0.
+STOPPING=1 on SIGTERM (or SIGINT) before closing the meeting's peer and the
+control channel; parts that take longer than ``STOP_GRACE`` are cancelled, and
+it exits 0. A signal before the parts run abandons the start (``signals``).
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from node_agent import systemd
 from node_agent.config import AgentConfig, ConfigError, load_config
 from node_agent.control import ControlClient
+from node_agent.local_auth import SecretError, create_secret
 from node_agent.media import MediaManager, Sinks
 from node_agent.room import Outcome, Room
+from node_agent.signals import STOP_SIGNALS
 from node_agent.sound import Speaker
 from node_agent.sources import TEST_CHOICES, RoomSource
 from phonghop.logs import setup_logging
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     from node_agent.tv import Television
 
 log = logging.getLogger("node_agent")
+
+# How long the parts may take to stop cleanly (close the meeting's peer and the control channel).
+STOP_GRACE = 1.2
 
 
 class Agent:
@@ -121,9 +126,6 @@ class Agent:
 
     async def run(self) -> int:
         config, control = self.config, self.control
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopping)
         log.info("agent for room %s starting; coordinator %s", config.room, config.coordinator_url)
         tasks = [asyncio.create_task(control.run(self.stop), name="control")]
         control.device_report = self.device_report
@@ -139,20 +141,53 @@ class Agent:
         if config.media.enabled:
             tasks.extend(self._media(decode, sinks))
         if config.local_api_port:
-            from node_agent.local_api import local_server  # FastAPI costs a third of a second to import
-
-            server, stop_server = local_server(self, config.debug, config.local_api_port)
-            tasks.append(asyncio.create_task(server.serve(), name="local-api"))
-            stop_task = asyncio.create_task(self.stop.wait())
-            stop_task.add_done_callback(lambda _: stop_server())
+            tasks.extend(self._local_api())
         tasks.append(asyncio.create_task(systemd.watchdog(self.stop), name="watchdog"))
+        # Every part runs: from here a signal stops them cleanly (until here it abandons the start).
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self._stopping)
         systemd.notify(f"READY=1\nSTATUS=room {config.room}: connecting to {config.coordinator_url}")
-        results = await asyncio.gather(*tasks, return_exceptions=True)
+        results = await self._until_stopped(tasks)
         for task, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("%s stopped with an error: %r", task.get_name(), result)
         log.info("agent stopped")
         return 0
+
+    async def _until_stopped(self, tasks: list[asyncio.Task[Any]]) -> list[Any]:
+        """The parts' results; once ``stop`` is set, the parts get STOP_GRACE seconds, then are cancelled.
+
+        A part can be waiting on the network when the stop comes (closing the control channel or the
+        meeting's peer, a TV upload to a coordinator that does not answer): systemd, the demo and a
+        technician's Ctrl-C all need the agent gone within seconds regardless.
+        """
+        everything = asyncio.gather(*tasks, return_exceptions=True)
+        stopping = asyncio.create_task(self.stop.wait(), name="stopping")
+        first: set[asyncio.Future[Any]] = {everything, stopping}
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not everything.done():
+            _, late = await asyncio.wait(tasks, timeout=STOP_GRACE)
+            for task in late:
+                log.warning("%s did not stop within %.1f s: cancelled", task.get_name(), STOP_GRACE)
+                task.cancel()
+        return await everything
+
+    def _local_api(self) -> list[asyncio.Task[Any]]:
+        """The local API with a new secret; without one the room still meets, and the log says why."""
+        from node_agent.local_api import local_server  # FastAPI costs a third of a second to import
+
+        config = self.config
+        try:
+            secret = create_secret(config.local_api_secret_path)
+        except SecretError as exc:
+            log.error("local API off: %s", exc)
+            return []
+        server, stop_server = local_server(self, config.debug, config.local_api_port, secret)
+        stop_task = asyncio.create_task(self.stop.wait(), name="local-api-stop")
+        stop_task.add_done_callback(lambda _: stop_server())
+        return [asyncio.create_task(server.serve(), name="local-api"), stop_task]
 
     def _media(self, decode: bool, sinks: Sinks) -> list[asyncio.Task[None]]:
         """The camera and microphone (or the test source), the speaker, and the meeting's peer."""

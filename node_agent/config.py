@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from phonghop.dialing import control_url
 from phonghop.identity import ROOM_ID_HINT, is_valid_room_id
@@ -91,7 +91,10 @@ class AgentConfig(BaseModel):
     room: str
     # The room's name as people say it (the inventory's phonghop_room_name), for the TV and the slate.
     room_name: str = Field(default="", max_length=200)
-    coordinator_url: str = Field(description="http(s)://host:port of the coordinator")
+    # For lab and test coordinators only: let coordinator_url be http://, which sends the room token
+    # unencrypted. A room laptop always dials https:// (before coordinator_url: its check reads this).
+    allow_plain_http: bool = False
+    coordinator_url: str = Field(description="https://host:port of the coordinator (http:// only in labs)")
     token_file: Path
     ca_file: Path | None = Field(default=None, description="CA bundle for a lab coordinator's TLS")
     heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
@@ -100,11 +103,18 @@ class AgentConfig(BaseModel):
     log_level: str = "INFO"
     # Status and raise-hand API on 127.0.0.1 for the technician and the room's remote; 0 turns it off.
     local_api_port: int = Field(default=8765, ge=0, le=65535)
+    # The local API's secret, made anew at every start (mode 0600); the local tools read it from here.
+    # Default: local-api.secret next to token_file. Under systemd: a file in the unit's RuntimeDirectory.
+    local_api_secret_file: Path | None = None
     test_source: TestSource = Field(default_factory=TestSource)
     media: Media = Field(default_factory=Media)
     devices: Devices = Field(default_factory=Devices)
     display: Display = Field(default_factory=Display)
     debug: Debug = Field(default_factory=Debug)
+
+    @property
+    def local_api_secret_path(self) -> Path:
+        return self.local_api_secret_file or self.token_file.parent / "local-api.secret"
 
     @property
     def display_name(self) -> str:
@@ -126,10 +136,21 @@ class AgentConfig(BaseModel):
 
     @field_validator("coordinator_url")
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _url(cls, value: str, info: ValidationInfo) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"{value!r} is not an http:// or https:// URL, e.g. https://phonghop.example:8443")
+            raise ValueError(f"{value!r} is not an https:// URL, e.g. https://phonghop.example:8443")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(
+                f"{value!r} carries a query, fragment or user name; give only https://host[:port][/path] "
+                "(the room token is read from token_file and sent in a header, never in the URL)"
+            )
+        if parts.scheme == "http" and not info.data.get("allow_plain_http", False):
+            raise ValueError(
+                f"{value!r} would send the room token unencrypted; use the coordinator's https:// address "
+                "(e.g. https://phonghop.example), or, for a lab or test coordinator only, "
+                "set allow_plain_http = true at the top of the config"
+            )
         return value.rstrip("/")
 
     @property

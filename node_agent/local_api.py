@@ -1,5 +1,12 @@
 """The agent's local API, on 127.0.0.1 only: health, status and the TV picture for the technician
-on site, the room's raised hand, the chair's floor control, and (only when the config allows) test hooks."""
+on site, the room's raised hand, the chair's floor control, and (only when the config allows) test hooks.
+
+Every request must name a loopback Host (else 421) and, except ``GET /healthz``,
+carry the agent's secret (else 403); see ``local_auth`` for why. ``/healthz``
+stays open so that a liveness probe needs no file access: it tells only that
+the loop answers, the room id and whether it is connected, and the Host check
+keeps web pages from reading even that.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +19,11 @@ import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from node_agent.config import Debug
+from node_agent.local_auth import bearer_matches, is_loopback_host
 from node_agent.room import Outcome
 
 
@@ -59,8 +69,45 @@ def _refused(outcome: Outcome) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def build_app(agent: RoomAgent, debug: Debug) -> FastAPI:
-    app = FastAPI(title="phonghop agent (local)", docs_url=None, redoc_url=None)
+OPEN_PATHS = frozenset({"/healthz"})
+
+
+class LocalOnly:
+    """Refuses what does not come from a local tool: a foreign Host (421), no or a wrong secret (403)."""
+
+    def __init__(self, app: ASGIApp, secret: str) -> None:
+        self.app = app
+        self.secret = secret
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        refusal: JSONResponse | None = None
+        if not is_loopback_host(host):
+            refusal = JSONResponse(
+                {"error": f"Host {host!r} is not this machine: call http://127.0.0.1:<local_api_port>/"},
+                status_code=421,
+            )
+        elif scope["path"] not in OPEN_PATHS and not bearer_matches(headers.get("authorization", ""), self.secret):
+            refusal = JSONResponse(
+                {
+                    "error": "the local API needs the agent's secret: send 'Authorization: Bearer <secret>' "
+                    "with the secret read from local_api_secret_file (as the agent's user or root)"
+                },
+                status_code=403,
+            )
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def build_app(agent: RoomAgent, debug: Debug, secret: str) -> FastAPI:
+    app = FastAPI(title="phonghop agent (local)", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(LocalOnly, secret=secret)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -127,9 +174,16 @@ class _Server(uvicorn.Server):
         yield
 
 
-def local_server(agent: RoomAgent, debug: Debug, port: int) -> tuple[_Server, Callable[[], None]]:
+def local_server(agent: RoomAgent, debug: Debug, port: int, secret: str) -> tuple[_Server, Callable[[], None]]:
     server = _Server(
-        uvicorn.Config(build_app(agent, debug), host="127.0.0.1", port=port, log_config=None, access_log=False)
+        uvicorn.Config(
+            build_app(agent, debug, secret),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
     )
 
     def stop() -> None:

@@ -25,6 +25,7 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 from node_agent.config import AgentConfig, ConfigError, load_config
 from node_agent.devices import DeviceError, SoundInput, SoundOutput, V4l2Camera, pick
 from node_agent.link import control_options, tls
+from node_agent.local_auth import SecretError, auth_headers
 from node_agent.testsource import CodeReader, TestSource
 from phonghop.dialing import refusal_reason
 from phonghop.protocol import CheckItem, Welcome, coordinator_message
@@ -296,8 +297,14 @@ async def live_state_from_local_api(config: AgentConfig) -> LiveState | None:
     if not config.local_api_port:
         return None
     try:
-        async with httpx.AsyncClient(timeout=2) as client:
-            status = (await client.get(f"http://127.0.0.1:{config.local_api_port}/status")).json()
+        headers = auth_headers(config)
+    except SecretError:
+        return None  # no agent running (or not ours to ask): the checks open the devices themselves
+    try:
+        async with httpx.AsyncClient(timeout=2, headers=headers) as client:
+            response = await client.get(f"http://127.0.0.1:{config.local_api_port}/status")
+            response.raise_for_status()
+            status = response.json()
     except (httpx.HTTPError, ValueError):
         return None
     if status.get("room") != config.room:

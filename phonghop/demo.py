@@ -7,6 +7,8 @@ sockets; only the rooms' cameras and microphones are test sources.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import os
 import secrets
 import signal
@@ -22,6 +24,15 @@ from pathlib import Path
 import httpx
 
 from phonghop.identity import DEFAULT_INVENTORY, RoomIdentity, load_rooms
+
+PR_SET_PDEATHSIG = 1
+# How long the demo's processes get to stop after SIGTERM (an agent needs about 2 s) before SIGKILL.
+STOP_SECONDS = 10.0
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the demo dies, even by SIGKILL, so that no room outlives it."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +58,11 @@ class Commune:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, *args], stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+                [sys.executable, *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                preexec_fn=_die_with_parent,  # the demo starts its processes from one thread
             )
         self.processes.append(proc)
         return proc
@@ -104,6 +119,8 @@ class Commune:
         config.write_text(
             f'room = "{room.id}"\n'
             f'coordinator_url = "{self.base}"\n'
+            # The demo's coordinator serves plain HTTP on loopback: a lab setting, never a room laptop's.
+            "allow_plain_http = true\n"
             f'token_file = "{token_file}"\n'
             "heartbeat_interval = 2.0\n"
             "reconnect_max_delay = 3.0\n"
@@ -117,14 +134,23 @@ class Commune:
         self._spawn(["-m", "node_agent", "run", "--config", str(config)], config.parent / "agent.log")
 
     def stop(self) -> None:
+        """SIGTERM to every process, SIGKILL to those still running after STOP_SECONDS in all.
+
+        A second Ctrl-C (or SIGTERM) while waiting skips the wait: what runs is killed at once.
+        """
         for proc in reversed(self.processes):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in self.processes:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        deadline = time.monotonic() + STOP_SECONDS
+        try:
+            for proc in self.processes:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        finally:
+            for proc in self.processes:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
 
 
 @contextmanager

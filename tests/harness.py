@@ -202,9 +202,11 @@ class Coordinator:
 
 
 class Agent:
+    """A room agent process; ``coordinator`` is a running one or just a URL (e.g. a closed port)."""
+
     def __init__(
         self,
-        coordinator: Coordinator,
+        coordinator: Coordinator | str,
         room_id: str,
         token: str,
         folder: Path,
@@ -219,9 +221,11 @@ class Agent:
         self.token_file = folder / "room.token"
         self.token_file.write_text(token + "\n")
         self.config = folder / "agent.toml"
+        url = coordinator if isinstance(coordinator, str) else coordinator.url
         self.config.write_text(
             f'room = "{room_id}"\n'
-            f'coordinator_url = "{coordinator.url}"\n'
+            f'coordinator_url = "{url}"\n'
+            f"allow_plain_http = {'true' if url.startswith('http:') else 'false'}\n"
             f'token_file = "{self.token_file}"\n'
             "heartbeat_interval = 0.5\n"
             "reconnect_initial_delay = 0.3\n"
@@ -242,10 +246,35 @@ class Agent:
             )
         return self
 
+    @property
+    def secret_file(self) -> Path:
+        """Where the agent writes its local API secret (the config's default: next to the token)."""
+        return self.token_file.parent / "local-api.secret"
+
+    def local(self, authorized: bool = True) -> httpx.Client:
+        """A client of the agent's local API once it answers, with its secret like the local tools."""
+        assert self.local_api is not None, "start the agent with a local_api_port"
+        headers = {}
+        if authorized:
+            secret = wait_for(self._secret, 60, f"{self.room_id}'s local API secret in {self.secret_file}")
+            headers["Authorization"] = f"Bearer {secret}"
+        healthz = f"{self.local_api}/healthz"
+        wait_for(lambda: self._alive() and httpx.get(healthz, timeout=5).status_code == 200, 60, "the local API")
+        return httpx.Client(base_url=self.local_api, headers=headers, timeout=5)
+
+    def _alive(self) -> bool:
+        assert self.proc is not None
+        assert self.proc.poll() is None, f"agent exited:\n{self.log.read_text()[-3000:]}"
+        return True
+
+    def _secret(self) -> str:
+        self._alive()
+        return self.secret_file.read_text().strip() if self.secret_file.exists() else ""
+
     def status(self) -> dict[str, Any]:
         """The agent's own GET /status on its local API."""
-        assert self.local_api is not None, "start the agent with a local_api_port"
-        response = httpx.get(f"{self.local_api}/status", timeout=5)
+        with self.local() as local:
+            response = local.get("/status")
         response.raise_for_status()
         return dict(response.json())
 

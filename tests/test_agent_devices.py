@@ -36,6 +36,7 @@ def _config(tmp_path: Path, **sections: dict[str, Any]) -> AgentConfig:
             "room": "tdp-01",
             "room_name": "Tổ dân phố 1",
             "coordinator_url": "http://127.0.0.1:9",
+            "allow_plain_http": True,
             "token_file": str(tmp_path / "token"),
             "test_source": {"width": 320, "height": 180, "fps": 10},
             **sections,

@@ -34,8 +34,7 @@ def _camera_ok(coordinator: Coordinator, room: str) -> float | None:
 def test_camera_unplugged_mid_meeting_sends_the_slate_and_recovers(
     coordinator: Coordinator, start_agent: Callable[..., Agent]
 ) -> None:
-    port = free_port()
-    start_agent("ubnd", "hall", FAULTS, local_api_port=port)
+    chair = start_agent("ubnd", "hall", FAULTS, local_api_port=free_port())
     viewer = start_agent("tdp-01", extra=DECODE, local_api_port=free_port())
     meeting = coordinator.schedule(["tdp-01"])
 
@@ -47,7 +46,7 @@ def test_camera_unplugged_mid_meeting_sends_the_slate_and_recovers(
     assert _routed_program(coordinator, "tdp-01") == "ubnd"
     wait_for(lambda: _camera_ok(coordinator, "ubnd") == 1, 30, "device_ok{camera} 1 (with the next heartbeat)")
 
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as local:
+    with chair.local() as local:
         local.post("/debug/devices/camera/fail").raise_for_status()
         wait_for(lambda: program() == (None, True), 60, "tdp-01 to see the chair's slate")
         assert _routed_program(coordinator, "tdp-01") == "ubnd"
@@ -68,12 +67,11 @@ def test_camera_unplugged_mid_meeting_sends_the_slate_and_recovers(
 def test_tv_on_a_virtual_display_shows_the_meeting_and_uploads_it(
     coordinator: Coordinator, start_agent: Callable[..., Agent]
 ) -> None:
-    port = free_port()
     start_agent("ubnd", "hall")
     display = "[display]\nenabled = true\nfullscreen = false\nupload_seconds = 1\n"
-    start_agent("tdp-01", extra=display, local_api_port=port, env={"SDL_VIDEODRIVER": "dummy"})
+    room = start_agent("tdp-01", extra=display, local_api_port=free_port(), env={"SDL_VIDEODRIVER": "dummy"})
     coordinator.schedule(["tdp-01"])
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as local:
+    with room.local() as local:
         wait_for(lambda: _routed_program(coordinator, "tdp-01") == "ubnd", 40, "program")
         assert local.get("/healthz").json() == {"ok": True, "room": "tdp-01", "connected": True}
         wait_for(
@@ -132,8 +130,8 @@ def test_systemd_ready_watchdog_and_a_hung_loop(
         log = agent.log.read_text()
         assert "agent[tdp-01 meeting=-]" in log
 
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(f"http://127.0.0.1:{port}/debug/hang", timeout=1.0)
+        with agent.local() as local, pytest.raises(httpx.ReadTimeout):
+            local.post("/debug/hang", timeout=1.0)
         _received(sock, 0.5)  # a ping already on its way
         assert [m for m in _received(sock, 2.0) if m == "WATCHDOG=1"] == []
         assert agent.proc is not None

@@ -202,6 +202,7 @@ async def test_an_agent_still_dialling_stops_at_once(tmp_path: Path, caplog: pyt
     config = AgentConfig(
         room="tdp-01",
         coordinator_url=f"http://127.0.0.1:{free_port()}",
+        allow_plain_http=True,
         token_file=tmp_path / "room.token",
         reconnect_initial_delay=0.1,
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -77,3 +79,36 @@ def test_demo_brings_every_room_into_the_meeting(tmp_path: Path) -> None:
         demo.wait(timeout=60)
         reader.join(timeout=5)
     assert demo.returncode == 0, "".join(lines)
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_the_demos_processes_do_not_outlive_it(tmp_path: Path) -> None:
+    """Even a demo killed with SIGKILL (no chance to clean up) takes its rooms and coordinator with it."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from phonghop.demo import Commune\n"
+        "commune = Commune(Path(sys.argv[1]), 0)\n"
+        "child = commune._spawn(['-c', 'import time; time.sleep(600)'], Path(sys.argv[1]) / 'child.log')\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    demo = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert demo.stdout is not None
+    child = int(demo.stdout.readline())
+    assert _running(child)
+    demo.kill()
+    demo.wait()
+    try:
+        wait_for(lambda: not _running(child), 10, "the demo's process to stop with it")
+    finally:
+        if _running(child):
+            os.kill(child, signal.SIGKILL)

@@ -6,8 +6,6 @@ import signal
 import time
 from collections.abc import Callable
 
-import httpx
-
 from tests.harness import BOTH_DATABASES, Agent, Coordinator, Samples, free_port, sample, wait_for
 
 ROOMS = {"ubnd": "hall", "tdp-01": "residential_group", "th-phong-son": "school"}
@@ -189,10 +187,9 @@ def test_operator_commands_reach_the_agent_and_come_back(
 
 
 def test_a_room_raises_its_hand_and_gets_the_floor(coordinator: Coordinator, start_agent: Callable[..., Agent]) -> None:
-    port, chair_port = free_port(), free_port()
-    agent = start_agent("tdp-01", local_api_port=port)
-    start_agent("ubnd", "hall", local_api_port=chair_port)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as local:
+    agent = start_agent("tdp-01", local_api_port=free_port())
+    chair_agent = start_agent("ubnd", "hall", local_api_port=free_port())
+    with agent.local() as local, chair_agent.local() as chair_local:
         wait_for(lambda: local.get("/status").json()["connected"], 30, "the agent's local API")
         too_early = local.post("/hand")
         assert too_early.status_code == 409
@@ -213,7 +210,7 @@ def test_a_room_raises_its_hand_and_gets_the_floor(coordinator: Coordinator, sta
         assert local.get("/status").json()["hand_raised"] is False
         # Only the chair room takes the floor back (or gives it) from its own remote.
         assert local.put("/floor", json={"room": None}).status_code == 409
-        chair = httpx.put(f"http://127.0.0.1:{chair_port}/floor", json={"room": None}, timeout=5)
+        chair = chair_local.put("/floor", json={"room": None})
         assert chair.status_code == 200, chair.text
         wait_for(lambda: local.get("/status").json()["floor"] is None, 5, "the floor back with the chair")
     assert agent.local_api is not None

@@ -81,7 +81,7 @@ def test_check_an_unreachable_coordinator(tmp_path: Path) -> None:
     config = folder / "agent.toml"
     config.write_text(
         f'room = "tdp-01"\ncoordinator_url = "http://127.0.0.1:{free_port()}"\ntoken_file = "{folder / "room.token"}"\n'
-        "local_api_port = 0\n"
+        "allow_plain_http = true\nlocal_api_port = 0\n"
     )
     code, out = _check(config, "--json")
     assert code == 1

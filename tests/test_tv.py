@@ -32,6 +32,7 @@ def _tv(tmp_path: Path) -> Television:
             "room": "tdp-01",
             "room_name": "Tổ dân phố 1",
             "coordinator_url": "http://127.0.0.1:9",
+            "allow_plain_http": True,
             "token_file": str(tmp_path / "token"),
             "display": {"enabled": True, "fullscreen": False, "width": 1280, "height": 720},
         }
