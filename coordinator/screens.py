@@ -9,6 +9,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from starlette.responses import Response
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_SCREEN_BYTES = 1_000_000
@@ -33,6 +36,18 @@ def png_size(png: bytes) -> tuple[int, int]:
 class Screen:
     png: bytes
     captured_at: datetime
+
+    def response(self) -> Response:
+        """The picture as the API and the pages serve it: never cached, never sniffed as anything else."""
+        return Response(
+            self.png,
+            media_type="image/png",
+            headers={
+                "Last-Modified": format_datetime(self.captured_at, usegmt=True),
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
 
 class Screens:

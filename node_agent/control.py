@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -23,7 +23,7 @@ from node_agent.media import MediaManager
 from node_agent.room import Room
 from node_agent.selftest import LiveState, run_checks
 from phonghop import __version__
-from phonghop.dialing import dial, stay_connected
+from phonghop.dialing import dial, read_messages, send_on, stay_connected
 from phonghop.protocol import (
     CLOSE_REPLACED,
     DEVICE_NAMES,
@@ -36,8 +36,6 @@ from phonghop.protocol import (
     Hello,
     Publish,
     Welcome,
-    coordinator_message,
-    explain,
 )
 
 log = logging.getLogger(__name__)
@@ -122,14 +120,7 @@ class ControlClient:
 
     async def send(self, message: BaseModel) -> bool:
         """Send on the control channel if it is up; False when it is not."""
-        websocket = self._websocket
-        if websocket is None:
-            return False
-        try:
-            await websocket.send(message.model_dump_json())
-        except ConnectionClosed:
-            return False
-        return True
+        return await send_on(self._websocket, message)
 
     async def _heartbeats(self, websocket: ClientConnection) -> None:
         while True:
@@ -137,16 +128,7 @@ class ControlClient:
             await websocket.send(Heartbeat(devices=self.devices()).model_dump_json())
 
     async def _read(self, websocket: ClientConnection) -> None:
-        try:
-            async for raw in websocket:
-                try:
-                    message = coordinator_message.validate_json(raw)
-                except ValidationError as exc:
-                    log.warning("ignoring a message the coordinator sent: %s", explain(exc))
-                    continue
-                await self._handle(websocket, message)
-        except ConnectionClosed:
-            pass
+        await read_messages(websocket, self._handle, "coordinator")
 
     async def _handle(self, websocket: ClientConnection, message: AnyCoordinatorMessage) -> None:
         if isinstance(message, Welcome):

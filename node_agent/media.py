@@ -25,7 +25,8 @@ from pydantic import BaseModel
 
 from node_agent.room import Room
 from phonghop.aiortc_glue import force_keyframe, on_keyframe_request, set_sending, stamp_audio_level, tap_receiver
-from phonghop.protocol import Answer, MediaStatus, Offer, Publish
+from phonghop.dialing import NegotiationFailed, negotiate
+from phonghop.protocol import Answer, MediaStatus, Publish
 from phonghop.webrtc import peer_connection, prefer
 
 log = logging.getLogger(__name__)
@@ -300,19 +301,15 @@ class MediaManager:
         peer.publish(self._publish.video, self._publish.audio)
         self.peer = peer
         self._answer = asyncio.get_running_loop().create_future()
-        sdp = await peer.offer()
-        if not await self.send(Offer(occurrence=occurrence, sdp=sdp)):
-            await self._drop("control channel down")
-            return
         try:
-            answer = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
-        except TimeoutError:
-            await self._drop(f"no answer within {ANSWER_TIMEOUT:.0f} s")
-            return
-        except RuntimeError as exc:
-            log.error("media: coordinator refused the offer: %s; trying again in %.0f s", exc, REFUSED_RETRY)
-            self._not_before = time.monotonic() + REFUSED_RETRY
-            await self._drop("offer refused")
+            answer = await negotiate(self.send, occurrence, await peer.offer(), self._answer, ANSWER_TIMEOUT)
+        except NegotiationFailed as exc:
+            if exc.refusal:
+                log.error(
+                    "media: coordinator refused the offer: %s; trying again in %.0f s", exc.refusal, REFUSED_RETRY
+                )
+                self._not_before = time.monotonic() + REFUSED_RETRY
+            await self._drop(exc.reason)
             return
         await peer.accept(answer)
         log.info("media: peer for occurrence %s negotiated", occurrence)

@@ -1,4 +1,4 @@
-"""Dialling a coordinator's control WebSocket: what a room agent and a commune uplink share.
+"""Dialling a coordinator's control WebSocket and talking on it: what a room agent and a commune uplink share.
 
 Both sit behind NAT and dial out with a bearer token; reconnection (capped
 exponential back-off with jitter) is websockets' own ``async for ... in
@@ -18,9 +18,12 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import backoff
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from phonghop.protocol import AnyCoordinatorMessage, Offer, coordinator_message, explain
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +130,52 @@ async def _attempt(
         reason = refusal_reason(exc.response.status_code, exc.response.body)
         log.error("%s refused the connection: %s", dialler.uri, reason)
     return retry_pause
+
+
+async def send_on(websocket: ClientConnection | None, message: BaseModel) -> bool:
+    """Send on a control channel if it is up; False when it is not."""
+    if websocket is None:
+        return False
+    try:
+        await websocket.send(message.model_dump_json())
+    except ConnectionClosed:
+        return False
+    return True
+
+
+Handler = Callable[[ClientConnection, AnyCoordinatorMessage], Awaitable[None]]
+
+
+async def read_messages(websocket: ClientConnection, handle: Handler, sender: str) -> None:
+    """Hand every valid message to ``handle`` until the channel closes; one that does not validate is skipped."""
+    with contextlib.suppress(ConnectionClosed):
+        async for raw in websocket:
+            try:
+                message = coordinator_message.validate_json(raw)
+            except ValidationError as exc:
+                log.warning("ignoring a message the %s sent: %s", sender, explain(exc))
+                continue
+            await handle(websocket, message)
+
+
+class NegotiationFailed(Exception):
+    """No media peer this time: ``reason`` for the log; ``refusal`` is the coordinator's own words if it refused."""
+
+    def __init__(self, reason: str, refusal: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.refusal = refusal
+
+
+async def negotiate(
+    send: Callable[[BaseModel], Awaitable[bool]], occurrence: int, sdp: str, answer: asyncio.Future[str], wait: float
+) -> str:
+    """Offer on the control channel and wait for the answer's SDP (the channel's reader resolves ``answer``)."""
+    if not await send(Offer(occurrence=occurrence, sdp=sdp)):
+        raise NegotiationFailed("control channel down")
+    try:
+        return await asyncio.wait_for(answer, wait)
+    except TimeoutError:
+        raise NegotiationFailed(f"no answer within {wait:.0f} s") from None
+    except RuntimeError as exc:
+        raise NegotiationFailed("offer refused", str(exc)) from None

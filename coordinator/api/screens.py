@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from email.utils import format_datetime
-
 from fastapi import APIRouter, Request, Response, status
 
 from coordinator.auth import Operator, RoomItself
@@ -42,12 +40,4 @@ async def show_screen(room_id: str, services: Svc) -> Response:
             "no_screen",
             f"room {room_id!r} has not sent a picture of its TV yet; is its agent running with a display?",
         )
-    return Response(
-        screen.png,
-        media_type="image/png",
-        headers={
-            "Last-Modified": format_datetime(screen.captured_at, usegmt=True),
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return screen.response()

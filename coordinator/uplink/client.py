@@ -14,14 +14,14 @@ import contextlib
 import logging
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from coordinator.uplink.peer import UplinkPeer
 from coordinator.uplink.relayed import RelayedMeeting
 from phonghop import __version__
-from phonghop.dialing import control_url, dial, stay_connected
+from phonghop.dialing import NegotiationFailed, control_url, dial, negotiate, read_messages, send_on, stay_connected
 from phonghop.protocol import (
     Ack,
     Answer,
@@ -31,11 +31,8 @@ from phonghop.protocol import (
     Heartbeat,
     Hello,
     MediaStatus,
-    Offer,
     Publish,
     Welcome,
-    coordinator_message,
-    explain,
 )
 
 log = logging.getLogger(__name__)
@@ -115,15 +112,7 @@ class Uplink:
         self.state.up = True
         beats = asyncio.create_task(self._heartbeats(websocket), name="uplink-heartbeats")
         try:
-            async for raw in websocket:
-                try:
-                    message = coordinator_message.validate_json(raw)
-                except ValidationError as exc:
-                    log.warning("ignoring a message the province sent: %s", explain(exc))
-                    continue
-                await self._handle(websocket, message)
-        except ConnectionClosed:
-            pass
+            await read_messages(websocket, self._handle, "province")
         finally:
             beats.cancel()
             self.state.up = False
@@ -147,14 +136,7 @@ class Uplink:
                     return
 
     async def send(self, message: BaseModel) -> bool:
-        websocket = self._websocket
-        if websocket is None:
-            return False
-        try:
-            await websocket.send(message.model_dump_json())
-        except ConnectionClosed:
-            return False
-        return True
+        return await send_on(self._websocket, message)
 
     async def _handle(self, websocket: ClientConnection, message: AnyCoordinatorMessage) -> None:
         relayed = self.relayed
@@ -228,17 +210,12 @@ class Uplink:
         self.state.peers += 1
         self.relayed.new_peer()
         self._answer = asyncio.get_running_loop().create_future()
-        if not await self.send(Offer(occurrence=occurrence, sdp=await peer.offer())):
-            await self._drop("control channel down")
-            return
         try:
-            answer = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
-        except TimeoutError:
-            await self._drop(f"no answer within {ANSWER_TIMEOUT:.0f} s")
-            return
-        except RuntimeError as exc:
-            log.error("uplink media: the province refused the offer: %s", exc)
-            await self._drop("offer refused")
+            answer = await negotiate(self.send, occurrence, await peer.offer(), self._answer, ANSWER_TIMEOUT)
+        except NegotiationFailed as exc:
+            if exc.refusal:
+                log.error("uplink media: the province refused the offer: %s", exc.refusal)
+            await self._drop(exc.reason)
             return
         except asyncio.CancelledError:
             task = asyncio.current_task()

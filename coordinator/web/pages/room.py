@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from email.utils import format_datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -60,15 +59,7 @@ async def room_screen(room_id: str, services: Svc, user: Viewer) -> Response:
     screen = services.screens.get(room_id)
     if screen is None:
         return RedirectResponse("/static/chua-co-hinh.svg", status_code=303)
-    return Response(
-        screen.png,
-        media_type="image/png",
-        headers={
-            "Last-Modified": format_datetime(screen.captured_at, usegmt=True),
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return screen.response()
 
 
 @router.post("/phong/{room_id}/tu-kiem-tra")
