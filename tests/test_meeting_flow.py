@@ -79,7 +79,7 @@ def test_scheduled_meeting_starts_and_metrics_tell_the_truth(
     errors = [key for key in after if key[0] == "phonghop_control_errors_total"]
     assert errors == [], errors
     warnings = [line for line in coordinator.log.read_text().splitlines() if " WARNING " in line]
-    assert [w for w in warnings if "operator token" not in w] == []
+    assert [w for w in warnings if "coordinator.auth: created a new" not in w] == []  # first-start credentials
 
 
 def test_killed_agent_goes_down_and_rejoins(coordinator: Coordinator, start_agent: Callable[..., Agent]) -> None:
