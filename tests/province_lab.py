@@ -131,7 +131,7 @@ def everyone_up(lab: Lab) -> bool:
 
 def _local_api_up(agent: Agent) -> bool:
     try:
-        return httpx.get(f"{agent.local_api}/status", timeout=2).status_code == 200
+        return httpx.get(f"{agent.local_api}/healthz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
