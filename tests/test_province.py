@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 
@@ -75,8 +74,8 @@ def _video_up(lab: Lab) -> dict[str, float]:
 
 def test_a_commune_rooms_hand_and_floor_reach_every_commune(lab: Lab, meeting: int) -> None:
     rooms, speaker = lab.rooms(), "a-tdp-01"
-    with httpx.Client() as client:
-        client.post(f"{rooms[speaker].local_api}/hand").raise_for_status()
+    with rooms[speaker].local() as local:
+        local.post("/hand").raise_for_status()
     # The hand waits in the province chair's queue as "commune/room".
     wait_for(lambda: _floor(lab, meeting)["hands"] == [f"xa-a/{speaker}"], 10, "the hand in the province's queue")
 
