@@ -1,4 +1,4 @@
-"""Issue 13: bad input and abuse against a real coordinator process, each refused clearly and never a 5xx."""
+"""Bad input and abuse against a real coordinator process, each refused clearly and never a 5xx."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The token buckets behind every rate limit of the coordinator (issue 13), on a fake clock."""
+"""The token buckets behind every rate limit of the coordinator, on a fake clock."""
 
 from __future__ import annotations
 
