@@ -62,8 +62,10 @@ BASE_PACKAGES = [
 # Installed with apt-get inside the new tree (debootstrap's own resolver cannot pick virtual packages).
 EXTRA_PACKAGES = ["sqlite3", "python3-cryptography"]
 TOOL_VERSION = "2"  # bump when the base tree's preparation changes
-# A converged host powers off in a few seconds; longer means a stop job waited (shown from the console).
+# A converged host powers off in a few seconds; longer means a stop job waits: its jobs and processes are
+# shown then, and a test host still up at POWER_OFF_LIMIT is killed (nothing on it is kept).
 SLOW_POWER_OFF = 10.0
+POWER_OFF_LIMIT = 30.0
 
 CACHE_DIR = Path(os.environ.get("PHONGHOP_LAB_CACHE", "/var/cache/phonghop-lab"))
 DATA_DIR = Path(os.environ.get("PHONGHOP_LAB_DATA", "/var/lib/phonghop-lab"))
@@ -313,10 +315,8 @@ def start_host(state: dict[str, Any], base: Path, name: str, where: str, key: Pa
     (merged / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {name}\n")
     (merged / "etc/resolv.conf").unlink(missing_ok=True)
     (merged / "etc/resolv.conf").write_text("# lab host: no DNS; packages come through the apt proxy\n")
-    # systemd's progress on the console (console.log): a slow start or stop job shows up by name.
-    (merged / "etc/systemd/system.conf.d").mkdir(parents=True, exist_ok=True)
-    (merged / "etc/systemd/system.conf.d/phonghop-lab.conf").write_text("[Manager]\nShowStatus=yes\n")
-    # A persistent journal: what a host that would not power off was waiting for is read from it.
+    # A persistent journal: the start of a slow shutdown is read from it after the host is gone (its
+    # end is not: journald moves back to /run when the shutdown lets go of /var).
     (merged / "var/log/journal").mkdir(parents=True, exist_ok=True)
     ssh_dir = merged / "root/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
@@ -453,7 +453,7 @@ def power_off(host: dict[str, Any]) -> None:
 
 
 def console_end(host: dict[str, Any]) -> None:
-    """The end of the host's console and of its journal (still on its overlay until it is unmounted)."""
+    """The end of the host's console and of its persistent journal (on its overlay until it is unmounted)."""
     console = Path(host["dir"]) / "console.log"
     for line in console.read_text(errors="replace").splitlines()[-15:] if console.exists() else []:
         log(f"  {line}")
@@ -469,13 +469,54 @@ def console_end(host: dict[str, Any]) -> None:
             log(f"  {line}")
 
 
+def parents() -> dict[int, int]:
+    """Every process's parent, read from /proc."""
+    found: dict[int, int] = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError, ValueError):
+            for line in status.read_text().splitlines():
+                if line.startswith("PPid:"):
+                    found[int(status.parent.name)] = int(line.split()[1])
+    return found
+
+
+def show_stop_jobs(name: str, nspawn_pid: int) -> None:
+    """What a host still shutting down waits for: its queued systemd jobs and the processes left in it."""
+    parent_of = parents()
+    inside = {nspawn_pid}
+    while grown := {pid for pid, parent in parent_of.items() if parent in inside} - inside:
+        inside |= grown
+    init = min((pid for pid, parent in parent_of.items() if parent == nspawn_pid), default=None)
+    if init is None:
+        return
+    jobs = subprocess.run(
+        ["nsenter", f"--target={init}", "--mount", "--pid", "systemctl", "list-jobs", "--no-pager"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    log(f"  {name}'s systemd jobs while it shuts down:")
+    for line in (jobs.stdout + jobs.stderr).splitlines():
+        log(f"    {line}")
+    log(f"  {name}'s processes:")
+    for pid in sorted(inside - {nspawn_pid}):
+        with contextlib.suppress(OSError):
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            log(f"    {pid} {args.strip()}")
+
+
 def stop_host(name: str, host: dict[str, Any], started: float, deadline: float) -> None:
     pid = host.get("pid")
     if pid and pid_alive(pid) and started_by_us(pid, host["dir"]):
+        shown = False
         while pid_alive(pid) and time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
                 if os.waitpid(pid, os.WNOHANG)[0] == pid:
                     break
+            if not shown and time.monotonic() - started > SLOW_POWER_OFF:
+                shown = True
+                with contextlib.suppress(OSError, subprocess.SubprocessError):
+                    show_stop_jobs(name, pid)
             time.sleep(0.2)
         took = time.monotonic() - started
         if pid_alive(pid):
@@ -509,7 +550,7 @@ def down(args: argparse.Namespace) -> None:
         log(f"powering off {name}")
         power_off(host)
     started = time.monotonic()
-    deadline = started + 60
+    deadline = started + POWER_OFF_LIMIT
     for name, host in list(state["hosts"].items()):
         stop_host(name, host, started, deadline)
         del state["hosts"][name]
