@@ -23,7 +23,7 @@ from node_agent.media import MediaManager
 from node_agent.room import Room
 from node_agent.selftest import LiveState, run_checks
 from phonghop import __version__
-from phonghop.dialing import dial, read_messages, send_on, stay_connected
+from phonghop.dialing import dial, read_until_stopped, send_on, stay_connected
 from phonghop.protocol import (
     CLOSE_REPLACED,
     DEVICE_NAMES,
@@ -96,16 +96,12 @@ class ControlClient:
             Hello(version=__version__, capabilities=["control"], devices=self.devices()).model_dump_json()
         )
         heartbeats = asyncio.create_task(self._heartbeats(websocket), name="heartbeats")
-        stopper = asyncio.create_task(stop.wait(), name="stop")
-        reader = asyncio.create_task(self._read(websocket), name="reader")
         try:
-            await asyncio.wait({stopper, reader}, return_when=asyncio.FIRST_COMPLETED)
+            await read_until_stopped(websocket, self._handle, "coordinator", stop, "agent stopping")
         finally:
             self.room.connected = False
             self._websocket = None
-            for task in (heartbeats, stopper, reader):
-                task.cancel()
-            await websocket.close(code=1000, reason="agent stopping" if stop.is_set() else "")
+            heartbeats.cancel()
         code, reason = websocket.close_code, websocket.close_reason
         if stop.is_set():
             return 0.0
@@ -126,9 +122,6 @@ class ControlClient:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             await websocket.send(Heartbeat(devices=self.devices()).model_dump_json())
-
-    async def _read(self, websocket: ClientConnection) -> None:
-        await read_messages(websocket, self._handle, "coordinator")
 
     async def _handle(self, websocket: ClientConnection, message: AnyCoordinatorMessage) -> None:
         if isinstance(message, Welcome):

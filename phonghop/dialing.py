@@ -158,6 +158,23 @@ async def read_messages(websocket: ClientConnection, handle: Handler, sender: st
             await handle(websocket, message)
 
 
+async def read_until_stopped(
+    websocket: ClientConnection, handle: Handler, sender: str, stop: asyncio.Event, reason: str
+) -> None:
+    """``read_messages`` until the channel closes or ``stop`` is set, then close it with ``reason``: an open
+    session would otherwise outlive the stop for as long as the other side keeps the channel up."""
+    reader = asyncio.create_task(read_messages(websocket, handle, sender), name=f"read-{sender}")
+    stopper = asyncio.create_task(stop.wait(), name="stop")
+    try:
+        await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if reader.done():
+            reader.result()  # a handler's error surfaces here, as it did when reading inline
+    finally:
+        for task in (reader, stopper):
+            task.cancel()
+        await websocket.close(code=1000, reason=reason if stop.is_set() else "")
+
+
 class NegotiationFailed(Exception):
     """No media peer this time: ``reason`` for the log; ``refusal`` is the coordinator's own words if it refused."""
 

@@ -178,3 +178,21 @@ async def test_only_a_commune_raises_a_hand_for_another_room(lab: Lab, meeting: 
             pass
     assert reply["code"] == "not_commune"
     assert "a-tdp-01" not in str(_floor(lab, meeting)["hands"])
+
+
+def test_a_commune_coordinator_stops_at_once_with_its_uplink_open(lab: Lab, meeting: int) -> None:
+    """SIGTERM while the province keeps the uplink up: the commune coordinator closes it and exits."""
+    commune = lab.communes["xa-c"]
+    assert sample(lab.province.metrics(), "phonghop_room_up", room=commune.id, group="commune") == 1
+    proc = commune.coordinator.proc
+    assert proc is not None
+    asked = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: proc.poll() is not None, 15, "the commune coordinator to exit by itself")
+    assert "coordinator stopped" in commune.coordinator.log.read_text()
+    print(f"MEASURED commune coordinator stopped {time.monotonic() - asked:.1f} s after SIGTERM")
+    wait_for(
+        lambda: sample(lab.province.metrics(), "phonghop_room_up", room=commune.id, group="commune") == 0,
+        10,
+        "the province to see the commune leave",
+    )

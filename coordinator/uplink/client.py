@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -21,7 +22,15 @@ from websockets.exceptions import ConnectionClosed
 from coordinator.uplink.peer import UplinkPeer
 from coordinator.uplink.relayed import RelayedMeeting
 from phonghop import __version__
-from phonghop.dialing import NegotiationFailed, control_url, dial, negotiate, read_messages, send_on, stay_connected
+from phonghop.dialing import (
+    NegotiationFailed,
+    control_url,
+    dial,
+    negotiate,
+    read_until_stopped,
+    send_on,
+    stay_connected,
+)
 from phonghop.protocol import (
     Ack,
     Answer,
@@ -83,7 +92,7 @@ class Uplink:
     async def run(self, stop: asyncio.Event) -> None:
         media = asyncio.create_task(self._media(stop), name="uplink-media")
         try:
-            await stay_connected(self._dial, self._session, stop, RETRY_SECONDS)
+            await stay_connected(self._dial, partial(self._session, stop=stop), stop, RETRY_SECONDS)
         finally:
             media.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -103,7 +112,7 @@ class Uplink:
 
     # --- the control session -------------------------------------------------------
 
-    async def _session(self, websocket: ClientConnection) -> float:
+    async def _session(self, websocket: ClientConnection, stop: asyncio.Event) -> float:
         self.state.sessions += 1
         log.info("uplink to the province open (%s), session %d", self.url, self.state.sessions)
         self._websocket, self._joined = websocket, False
@@ -112,7 +121,7 @@ class Uplink:
         self.state.up = True
         beats = asyncio.create_task(self._heartbeats(websocket), name="uplink-heartbeats")
         try:
-            await read_messages(websocket, self._handle, "province")
+            await read_until_stopped(websocket, self._handle, "province", stop, "commune coordinator stopping")
         finally:
             beats.cancel()
             self.state.up = False
