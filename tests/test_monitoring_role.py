@@ -1,34 +1,13 @@
-"""The monitoring role as Ansible code: lint-clean and idempotent."""
+"""The monitoring role as Ansible code: idempotent (tests/test_provisioning.py lints it with the rest)."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.monitoring_config import ROOT, run_role
-
-
-def test_role_passes_ansible_lint_production_profile() -> None:
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-lint"),
-            "--offline",
-            "--profile",
-            "production",
-            "roles/monitoring",
-            "tests/monitoring/render.yml",
-            "inventory/phong_son/group_vars/monitoring",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+from tests.monitoring_config import run_role
 
 
 def test_writing_the_configuration_twice_changes_nothing(tmp_path: Path) -> None:

@@ -135,7 +135,7 @@ def test_readiness_check_runs_before_the_meeting_and_survives_a_restart(
             40,
             f"{room} up",
         )
-    meeting = coordinator.schedule(["tdp-01", "tdp-02", "th-phong-son"], start_in=45)
+    meeting = coordinator.schedule(["tdp-01", "tdp-02", "th-phong-son"], start_in=33)
 
     def ready(room: str) -> float | None:
         return sample(coordinator.metrics(), "phonghop_room_ready", room=room, meeting=str(meeting))
