@@ -22,13 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from phonghop.identity import load_rooms
 from tests.harness import Agent, Coordinator, free_port, sample, stop_process, wait_for
-from tests.monitoring_config import render
+from tests.monitoring_config import ROOT, render
 
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+MONITORING_DEFAULTS = ROOT / "roles" / "monitoring" / "defaults" / "main.yml"  # every duration the rules take
 
 
 @dataclass(frozen=True)
@@ -113,18 +115,7 @@ class Timing:
     def role_vars(self) -> dict[str, Any]:
         variables: dict[str, Any] = {}
         if self.rule_for is not None:
-            keys = [
-                "room_offline",
-                "room_metrics_missing",
-                "room_missing_from_meeting",
-                "room_not_ready",
-                "device_missing",
-                "poor_network",
-                "many_rooms_offline",
-                "version_drift",
-                "monitoring",
-                "disk_nearly_full",
-            ]
+            keys = yaml.safe_load(MONITORING_DEFAULTS.read_text(encoding="utf-8"))["monitoring_rule_for"]
             variables["monitoring_rule_for"] = {key: self.rule_for for key in keys}
             variables["monitoring_rule_for"]["coordinator_down"] = self.coordinator_down_for
         for name, value in (

@@ -315,6 +315,13 @@ def start_host(state: dict[str, Any], base: Path, name: str, where: str, key: Pa
     (merged / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {name}\n")
     (merged / "etc/resolv.conf").unlink(missing_ok=True)
     (merged / "etc/resolv.conf").write_text("# lab host: no DNS; packages come through the apt proxy\n")
+    # Ansible's SSH session starts root's user manager. When a host powers off with that session still
+    # open, the stop job of user@0.service stays "running" after its processes are gone (seen on the
+    # server: only systemd, journald and dbus-daemon were left) until the unit's 120 s stop timeout.
+    # Nothing of the lab lives in that manager, so 5 s is plenty.
+    drop_in = merged / "etc/systemd/system/user@0.service.d"
+    drop_in.mkdir(parents=True, exist_ok=True)
+    (drop_in / "phonghop-lab.conf").write_text("[Service]\nTimeoutStopSec=5s\n")
     # A persistent journal: the start of a slow shutdown is read from it after the host is gone (its
     # end is not: journald moves back to /run when the shutdown lets go of /var).
     (merged / "var/log/journal").mkdir(parents=True, exist_ok=True)
