@@ -37,7 +37,12 @@ def _die_with_parent() -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rooms", type=int, default=0, help="how many rooms (default: all in the inventory)")
-    parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: Ctrl-C)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=0,
+        help="stop this many seconds after every room is in the meeting (default: at Ctrl-C)",
+    )
     parser.add_argument("--port", type=int, default=8080, help="coordinator port on 127.0.0.1 (default 8080)")
     parser.add_argument("--data-dir", type=Path, help="keep state here (default: a new temporary folder)")
     parser.add_argument("--start-in", type=float, default=10, help="seconds until the demo meeting starts")
@@ -169,10 +174,12 @@ def run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="phonghop-demo-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     commune = Commune(data_dir.resolve(), args.port)
+    began = time.monotonic()
     print(f"Thư mục dữ liệu: {commune.data_dir}", flush=True)
     with _interrupts_as_exit():
         try:
             commune.start_coordinator()
+            _say_stage("Máy chủ điều phối đã sẵn sàng", began)
             password = commune.web_user(WEB_USER)  # before the rooms start, while the machine is quiet
             with commune.operator() as api:
                 for room in rooms:
@@ -192,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
                 meeting_id = meeting.json()["id"]
                 _print_sign_in(commune, password)
                 _print_addresses(commune, len(rooms), meeting_id, args.start_in)
-                _watch(api, meeting_id, len(rooms), args.duration)
+                _watch(api, meeting_id, len(rooms), args.duration, began)
         except KeyboardInterrupt:
             print("\nDừng trình diễn...", flush=True)
         finally:
@@ -232,10 +239,18 @@ def _print_sign_in(commune: Commune, password: str) -> None:
     )
 
 
-def _watch(api: httpx.Client, meeting_id: int, room_count: int, duration: float) -> None:
-    """Print the meeting's attendance whenever it changes, until the duration runs out."""
-    deadline = time.monotonic() + duration if duration else float("inf")
+def _watch(api: httpx.Client, meeting_id: int, room_count: int, duration: float, began: float) -> None:
+    """Print the meeting's attendance whenever it changes, and each stage once with the seconds since the
+    demo began; ``duration`` counts from the moment every room is in the meeting."""
+    deadline = float("inf")
+    stages: set[str] = set()
     last = ""
+
+    def stage(name: str, text: str) -> None:
+        if name not in stages:
+            stages.add(name)
+            _say_stage(text, began)
+
     while time.monotonic() < deadline:
         try:
             running = api.get(f"/api/v1/meetings/{meeting_id}").json().get("running")
@@ -246,7 +261,22 @@ def _watch(api: httpx.Client, meeting_id: int, room_count: int, duration: float)
             joined = len(running["joined"]) if running else 0
             state = f"đang họp: {joined}/{room_count} phòng" if running else "chưa bắt đầu"
             line = f"Phòng trực tuyến: {up}/{room_count}; cuộc họp {meeting_id} {state}"
+            if up == room_count:
+                stage("online", f"Cả {room_count} phòng đã trực tuyến")
+            if running:
+                stage("started", f"Cuộc họp {meeting_id} đã bắt đầu")
+            if joined == room_count:
+                stage("everyone", f"Cả {room_count} phòng đã vào cuộc họp")
+                if duration and deadline == float("inf"):
+                    deadline = time.monotonic() + duration
+                    print(f"Trình diễn sẽ dừng sau {duration:.0f} giây nữa.", flush=True)
         if line != last:
             print(f"{datetime.now().strftime('%H:%M:%S')} {line}", flush=True)
             last = line
-        time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+        # Often while rooms come in (the stages' times are read here), then every 2 s.
+        pause = 2.0 if "everyone" in stages else 0.5
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+
+
+def _say_stage(text: str, began: float) -> None:
+    print(f"{datetime.now().strftime('%H:%M:%S')} {text} (sau {time.monotonic() - began:.1f} giây)", flush=True)

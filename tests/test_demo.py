@@ -74,6 +74,22 @@ def test_demo_brings_every_room_into_the_meeting(tmp_path: Path) -> None:
         metrics = parse_metrics(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
         assert sample(metrics, "phonghop_meeting_expected_rooms", meeting=meeting.group(1)) == 28
         wait_for(lambda: any("đang họp: 28/28 phòng" in line for line in lines), 10, "the demo to report 28/28")
+        # Each stage with its time: the coordinator first, everyone in the meeting after the rest (rooms may
+        # still be coming online when the meeting starts), then the timed stop, which counts from there.
+        stages = [
+            "Máy chủ điều phối đã sẵn sàng",
+            "Cả 28 phòng đã trực tuyến",
+            f"Cuộc họp {meeting.group(1)} đã bắt đầu",
+            "Cả 28 phòng đã vào cuộc họp",
+            "Trình diễn sẽ dừng sau 60 giây nữa.",
+        ]
+        wait_for(lambda: any(stages[-1] in line for line in lines), 10, "the demo to say when it stops")
+        found = [next(i for i, line in enumerate(lines) if text in line) for text in stages]
+        ready, online, started, everyone, stop = found
+        assert ready < min(online, started), f"stages out of order: {found}"
+        assert max(online, started) <= everyone < stop, f"stages out of order: {found}"
+        took = {text: re.search(r"sau ([0-9.]+) giây\)", lines[i]) for text, i in zip(stages, found, strict=True)}
+        print("MEASURED demo stages:", {text: m.group(1) for text, m in took.items() if m})
     finally:
         demo.terminate()
         demo.wait(timeout=60)
