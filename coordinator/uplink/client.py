@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from coordinator.uplink.peer import UplinkPeer
 from coordinator.uplink.relayed import RelayedMeeting
-from phonghop import __version__
+from phonghop import __version__, protocol
 from phonghop.dialing import (
     NegotiationFailed,
     control_url,
@@ -30,18 +30,6 @@ from phonghop.dialing import (
     read_until_stopped,
     send_on,
     stay_connected,
-)
-from phonghop.protocol import (
-    Ack,
-    Answer,
-    AnyCoordinatorMessage,
-    Command,
-    Floor,
-    Heartbeat,
-    Hello,
-    MediaStatus,
-    Publish,
-    Welcome,
 )
 
 log = logging.getLogger(__name__)
@@ -84,7 +72,7 @@ class Uplink:
         self._answer: asyncio.Future[str] | None = None
         self._joined = False  # this session's join was obeyed: offers are welcome
         self._wake = asyncio.Event()
-        self._last_status: MediaStatus | None = None
+        self._last_status: protocol.MediaStatus | None = None
         relayed.send_up = self.send
         relayed.send_packet = self._send_packet
         relayed.request_keyframe = self._program_keyframe
@@ -117,7 +105,7 @@ class Uplink:
         log.info("uplink to the province open (%s), session %d", self.url, self.state.sessions)
         self._websocket, self._joined = websocket, False
         await self._drop("new control session")  # the province dropped our old peer with the old session
-        await websocket.send(Hello(version=__version__, capabilities=["control", "commune"]).model_dump_json())
+        await websocket.send(protocol.Hello(version=__version__, capabilities=["control", "commune"]).model_dump_json())
         self.state.up = True
         beats = asyncio.create_task(self._heartbeats(websocket), name="uplink-heartbeats")
         try:
@@ -135,7 +123,7 @@ class Uplink:
         with contextlib.suppress(ConnectionClosed):
             while True:
                 await asyncio.sleep(self._heartbeat)
-                await websocket.send(Heartbeat().model_dump_json())
+                await websocket.send(protocol.Heartbeat().model_dump_json())
                 pong = await websocket.ping()
                 try:
                     await asyncio.wait_for(pong, timeout=max(PONG_TIMEOUT, 3 * self._heartbeat))
@@ -147,31 +135,31 @@ class Uplink:
     async def send(self, message: BaseModel) -> bool:
         return await send_on(self._websocket, message)
 
-    async def _handle(self, websocket: ClientConnection, message: AnyCoordinatorMessage) -> None:
+    async def _handle(self, websocket: ClientConnection, message: protocol.AnyCoordinatorMessage) -> None:
         relayed = self.relayed
-        if isinstance(message, Welcome):
+        if isinstance(message, protocol.Welcome):
             self._heartbeat = min(self._heartbeat, message.heartbeat_interval)
             log.info("province welcomes commune %s", message.room)
-        elif isinstance(message, Command):
+        elif isinstance(message, protocol.Command):
             await websocket.send((await self._obey(message)).model_dump_json())
-        elif isinstance(message, Floor):
+        elif isinstance(message, protocol.Floor):
             if relayed.ref is not None and message.meeting == relayed.ref.id:
                 await relayed.floor(message.room)
-        elif isinstance(message, Answer):
+        elif isinstance(message, protocol.Answer):
             if self._answer is not None and not self._answer.done():
                 self._answer.set_result(message.sdp)
-        elif isinstance(message, Publish):
+        elif isinstance(message, protocol.Publish):
             relayed.publish(message.video, message.audio)
         else:
             log.warning("province reports an error (%s): %s", message.code, message.message)
             if message.code == "bad_offer" and self._answer is not None and not self._answer.done():
                 self._answer.set_exception(RuntimeError(message.message))
 
-    async def _obey(self, command: Command) -> Ack:
+    async def _obey(self, command: protocol.Command) -> protocol.Ack:
         log.info("province command %s: %s", command.id, command.action)
         if command.action == "join":
             if command.meeting is None:
-                return Ack(command_id=command.id, ok=False, detail="join without a meeting")
+                return protocol.Ack(command_id=command.id, ok=False, detail="join without a meeting")
             if self._peer is not None and self._peer.occurrence != command.meeting.occurrence:
                 await self._drop("another province meeting")
             await self.relayed.join(command.meeting)
@@ -182,8 +170,9 @@ class Uplink:
             await self._drop("left the province meeting")
             await self.relayed.leave("left the province meeting")
         else:
-            return Ack(command_id=command.id, ok=True, detail=f"commune coordinator: {command.action} is for rooms")
-        return Ack(command_id=command.id)
+            detail = f"commune coordinator: {command.action} is for rooms"
+            return protocol.Ack(command_id=command.id, ok=True, detail=detail)
+        return protocol.Ack(command_id=command.id)
 
     # --- media ------------------------------------------------------------------------
 
@@ -247,7 +236,7 @@ class Uplink:
         self.state.media_live = False
 
     async def _report(self) -> None:
-        status = MediaStatus(receiving=self.state.media_live)
+        status = protocol.MediaStatus(receiving=self.state.media_live)
         if status != self._last_status and await self.send(status):
             self._last_status = status
 
