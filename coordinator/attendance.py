@@ -50,6 +50,10 @@ class AttendanceBook:
                 .values(left_at=at, left_reason="meeting ended")
             )
 
+    async def set_end(self, occurrence_id: int, ends_at: datetime) -> None:
+        async with self._sessions() as session, session.begin():
+            await session.execute(update(Occurrence).where(Occurrence.id == occurrence_id).values(ends_at=ends_at))
+
     async def set_floor(self, occurrence_id: int, room_id: str | None) -> None:
         async with self._sessions() as session, session.begin():
             await session.execute(update(Occurrence).where(Occurrence.id == occurrence_id).values(floor_room=room_id))

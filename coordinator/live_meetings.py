@@ -52,6 +52,7 @@ class ActiveMeeting:
     occurrence_id: int
     meeting_id: int
     title: str
+    scheduled_start: datetime
     started_at: datetime
     ends_at: datetime
     expected: set[str]
@@ -203,6 +204,7 @@ class LiveMeetings:
             occurrence_id=occurrence.id,
             meeting_id=meeting.id,
             title=meeting.title,
+            scheduled_start=occurrence.scheduled_start,
             started_at=occurrence.started_at,
             ends_at=occurrence.ends_at,
             expected=expected,
@@ -233,6 +235,19 @@ class LiveMeetings:
         log.info("meeting %s (%s) ended: %s", meeting_id, active.title, reason)
         active.joined.clear()
         await self._update_duties(active.expected)
+
+    async def revise(self, meeting_id: int, title: str, ends_at: datetime) -> None:
+        """A running meeting's new title or end; the rooms in it are told again (a commune carries
+        the new end to the meeting it runs for its rooms)."""
+        active = self.meetings[meeting_id]
+        if (active.title, active.ends_at) == (title, ends_at):
+            return
+        if active.ends_at != ends_at:
+            await self.book.set_end(active.occurrence_id, ends_at)
+            log.info("meeting %s (%s) now runs until %s", meeting_id, title, ends_at.isoformat())
+        active.title, active.ends_at = title, ends_at
+        for room in sorted(active.joined):
+            await self._channels.command(room, "join", active.ref())
 
     async def set_expected(self, meeting_id: int, expected: set[str]) -> None:
         active = self.meetings[meeting_id]

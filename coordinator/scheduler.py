@@ -65,12 +65,15 @@ class Scheduler:
         self._note_next_starts(meetings.values(), now)
         for active in list(self._live.meetings.values()):
             meeting = meetings.get(active.meeting_id)
+            # The meeting's length may have changed while it runs: the end counts from its scheduled start.
+            ends = active.scheduled_start + timedelta(seconds=meeting.duration_seconds) if meeting else now
             if meeting is None:
                 await self._live.stop(active.meeting_id, "meeting deleted")
-            elif now >= active.ends_at:
+            elif now >= ends:
                 await self._live.stop(active.meeting_id, "scheduled end")
             else:
-                self._refresh(active, meeting)
+                await self._live.revise(active.meeting_id, meeting.title, ends)
+                active.router.set_mode(meeting.chair_room, meeting.mode)
                 await self._live.set_expected(active.meeting_id, expected_rooms(meeting, self._registry))
         for meeting in meetings.values():
             if meeting.id in self._live.meetings:
@@ -107,11 +110,6 @@ class Scheduler:
                 upcoming[meeting.id] = start.timestamp()
         self.next_starts.clear()
         self.next_starts.update(upcoming)
-
-    @staticmethod
-    def _refresh(active: ActiveMeeting, meeting: Meeting) -> None:
-        active.title = meeting.title
-        active.router.set_mode(meeting.chair_room, meeting.mode)
 
     async def run(self) -> None:
         while True:

@@ -19,7 +19,7 @@ from coordinator.attendance import AttendanceBook
 from coordinator.connections import PendingCommand
 from coordinator.database import make_engine, make_sessionmaker, migrate
 from coordinator.live_meetings import ActiveMeeting, LiveMeetings
-from coordinator.models import Attendance, Meeting, utcnow
+from coordinator.models import Attendance, Meeting, Occurrence, utcnow
 from phonghop.protocol import Ack, Action, MeetingRef
 
 
@@ -99,3 +99,21 @@ async def test_leave_is_a_command_like_join(live: LiveMeetings) -> None:
     assert isinstance(channels, Channels)
     leaves = sorted(c for c in channels.commands if c[1] == "leave")
     assert leaves == [("tdp-01", "leave", None), ("ubnd", "leave", None)]
+
+
+async def test_a_new_end_is_kept_and_told_to_the_rooms_in_the_meeting(live: LiveMeetings) -> None:
+    active = await _running(live, "Giao ban", {"ubnd", "tdp-01"})
+    channels = live._channels
+    assert isinstance(channels, Channels)
+    channels.commands.clear()
+    later = active.ends_at + timedelta(minutes=30)
+
+    await live.revise(active.meeting_id, "Giao ban (kéo dài)", later)
+    await live.revise(active.meeting_id, "Giao ban (kéo dài)", later)  # nothing new: nobody is told twice
+
+    assert (active.title, active.ends_at) == ("Giao ban (kéo dài)", later)
+    assert sorted(channels.commands) == [("tdp-01", "join", active.meeting_id), ("ubnd", "join", active.meeting_id)]
+    async with live.book._sessions() as session:
+        occurrence = await session.get(Occurrence, active.occurrence_id)
+    assert occurrence is not None
+    assert occurrence.ends_at == later

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from tests.harness import BOTH_DATABASES, Agent, Coordinator, Samples, free_port, sample, wait_for
 
@@ -157,6 +158,37 @@ def test_coordinator_restart_mid_meeting_loses_nothing(
         assert stays[2]["left_at"] is None
         old_stay = next(s for s in occurrence_before[0]["attendance"] if s["room"] == room)
         assert stays[0]["joined_at"] == old_stay["joined_at"]
+
+
+def test_a_running_meeting_follows_its_new_end(coordinator: Coordinator, start_agent: Callable[..., Agent]) -> None:
+    """The operator lengthens a running meeting, then shortens it: it runs on, then ends at the new end."""
+    for room in ("ubnd", "tdp-01"):
+        start_agent(room, ROOMS[room])
+    meeting = _schedule(coordinator, start_in=1)
+    wait_for(lambda: _in_meeting(coordinator, "tdp-01", meeting), 20, "tdp-01 in the meeting")
+    with coordinator.api() as api:
+        api.patch(f"/api/v1/meetings/{meeting}", json={"duration_seconds": 1200}).raise_for_status()
+        start = datetime.fromisoformat(api.get(f"/api/v1/meetings/{meeting}/occurrences").json()[0]["scheduled_start"])
+        longer = start + timedelta(seconds=1200)
+        running = wait_for(
+            lambda: (
+                (r := api.get(f"/api/v1/meetings/{meeting}").json()["running"])
+                and datetime.fromisoformat(r["ends_at"]) == longer
+                and r
+            ),
+            10,
+            "the running meeting to take its new end",
+        )
+        assert sorted(running["joined"]) == ["tdp-01", "ubnd"]
+        occurrence = api.get(f"/api/v1/meetings/{meeting}/occurrences").json()[0]
+        assert datetime.fromisoformat(occurrence["ends_at"]) == longer, "the new end is kept for a restart"
+
+        seconds = max(10, int((datetime.now(UTC) - start).total_seconds()) + 3)
+        api.patch(f"/api/v1/meetings/{meeting}", json={"duration_seconds": seconds}).raise_for_status()
+        wait_for(lambda: api.get(f"/api/v1/meetings/{meeting}").json()["running"] is None, 20, "the meeting to end")
+        ended = api.get(f"/api/v1/meetings/{meeting}/occurrences").json()[0]
+    assert datetime.fromisoformat(ended["ended_at"]) >= start + timedelta(seconds=seconds)
+    assert not _in_meeting(coordinator, "tdp-01", meeting)
 
 
 def test_operator_commands_reach_the_agent_and_come_back(

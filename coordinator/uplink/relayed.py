@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from aiortc.rtp import RtpPacket
 from pydantic import BaseModel
@@ -91,7 +92,10 @@ class RelayedMeeting:
     async def join(self, ref: MeetingRef) -> None:
         """Run the province meeting ``ref`` here (again: the same occurrence is kept as it is)."""
         if self.ref is not None and self.ref.occurrence == ref.occurrence and self.local_id is not None:
-            self.ref = ref  # the link came back: the local meeting never stopped
+            # The link came back (the local meeting never stopped), or the province changed its title or end.
+            if (ref.title, ref.ends_at) != (self.ref.title, self.ref.ends_at):
+                await self._revise(self.local_id, ref)
+            self.ref = ref
             self.attach()
             return
         if self.ref is not None and self.ref.occurrence != ref.occurrence:
@@ -123,7 +127,6 @@ class RelayedMeeting:
     async def _create(self, ref: MeetingRef) -> int:
         """A one-off local meeting from now to the province meeting's end; the scheduler starts it."""
         now = utcnow()
-        seconds = int((ref.ends_at - now).total_seconds()) if ref.ends_at is not None else DEFAULT_SECONDS
         groups = [g for g in ref.invited_groups if g in LOCAL_GROUPS] or list(LOCAL_GROUPS)
         meeting = Meeting(
             title=ref.title,
@@ -131,7 +134,7 @@ class RelayedMeeting:
             invited_rooms=[],
             invited_groups=groups,
             start=now,
-            duration_seconds=max(10, seconds),
+            duration_seconds=_seconds_until(ref.ends_at, now),
             rrule=None,
             mode="presentation",
         )
@@ -140,6 +143,17 @@ class RelayedMeeting:
         log.info("meeting %s created for province meeting %s: %r, groups %s", meeting.id, ref.id, ref.title, groups)
         self._scheduler.poke()
         return meeting.id
+
+    async def _revise(self, local_id: int, ref: MeetingRef) -> None:
+        """The local meeting takes the province meeting's new title and end; the scheduler applies them."""
+        async with self._sessions() as session, session.begin():
+            meeting = await session.get(Meeting, local_id)
+            if meeting is None:
+                return
+            meeting.title = ref.title
+            meeting.duration_seconds = _seconds_until(ref.ends_at, meeting.start)
+        log.info("meeting %s follows province meeting %s: %r until %s", local_id, ref.id, ref.title, ref.ends_at)
+        self._scheduler.poke()
 
     async def leave(self, reason: str) -> None:
         """The province meeting is over for this commune: end the local one (it is never started again)."""
@@ -225,3 +239,8 @@ class RelayedMeeting:
         task = asyncio.ensure_future(self.send_up(Hand(raised=raised, room=room)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _seconds_until(ends_at: datetime | None, start: datetime) -> int:
+    """The local meeting's length from ``start`` to the province meeting's end (at least the shortest allowed)."""
+    return max(10, int((ends_at - start).total_seconds())) if ends_at is not None else DEFAULT_SECONDS
