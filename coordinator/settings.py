@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from phonghop.identity import ROOM_ID_HINT, is_valid_room_id
@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     province_source: str = "tinh"
     # Shown to the rooms while the province link is down; empty means the commune's hall room.
     province_fallback_room: str = ""
+    # At the province: the Prometheus that receives every commune's series (the page "Các xã" reads it).
+    prometheus_url: str = ""
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
@@ -75,11 +77,16 @@ class Settings(BaseSettings):
                 "a commune in a province needs PHONGHOP_PROVINCE_URL, PHONGHOP_PROVINCE_TOKEN_FILE and "
                 "PHONGHOP_COMMUNE_ID together (or none of them)"
             )
-        if self.province_url and urlsplit(self.province_url).scheme not in ("http", "https"):
-            raise ValueError(f"PHONGHOP_PROVINCE_URL {self.province_url!r} is not an http:// or https:// URL")
         if self.commune_id and not is_valid_room_id(self.commune_id):
             raise ValueError(f"PHONGHOP_COMMUNE_ID {self.commune_id!r}: {ROOM_ID_HINT}")
         return self
+
+    @field_validator("province_url", "prometheus_url")
+    @classmethod
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"PHONGHOP_{str(info.field_name).upper()} {value!r} is not an http:// or https:// URL")
+        return value
 
     @field_validator("timezone")
     @classmethod

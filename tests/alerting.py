@@ -130,12 +130,27 @@ class Timing:
 
 
 class MonitoringStack:
-    """Prometheus + Alertmanager configured by the role to scrape one coordinator."""
+    """Prometheus + Alertmanager configured by the role to scrape one coordinator.
 
-    def __init__(self, folder: Path, coordinator_port: int, webhook_url: str, timing: Timing) -> None:
+    Without a webhook there is no Alertmanager, only Prometheus (a test that reads the province's
+    Prometheus). ``role_vars`` are further inventory values (the commune's name, remote write); with
+    ``monitoring_remote_write_receiver`` Prometheus takes the communes' writes, as at the province.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        coordinator_port: int,
+        webhook_url: str | None,
+        timing: Timing,
+        role_vars: dict[str, Any] | None = None,
+        prometheus_port: int | None = None,
+    ) -> None:
         self.folder = folder
-        self.prometheus_port = free_port()
+        self.prometheus_port = prometheus_port or free_port()
         self.alertmanager_port = free_port()
+        self.with_alertmanager = webhook_url is not None
+        self.receiver = bool((role_vars or {}).get("monitoring_remote_write_receiver"))
         self.prometheus_url = f"http://127.0.0.1:{self.prometheus_port}"
         self.alertmanager_url = f"http://127.0.0.1:{self.alertmanager_port}"
         self.config_dir = render(
@@ -151,27 +166,30 @@ class MonitoringStack:
                 "monitoring_prometheus_port": self.prometheus_port,
                 "monitoring_alertmanager_port": self.alertmanager_port,
                 "monitoring_node_exporter_groups": [],
-                "monitoring_webhook_urls": [webhook_url],
+                # The role insists on a channel; without Alertmanager nothing is ever sent to this one.
+                "monitoring_webhook_urls": [webhook_url or "http://127.0.0.1:9/khong-gui"],
                 # No Telegram: nothing may leave this machine (and its failures would raise alerts).
                 "vault_monitoring_telegram_bot_token": "",
                 "monitoring_quiet_hours": [],
                 **timing.role_vars(),
+                **(role_vars or {}),
             },
         )
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> MonitoringStack:
-        self._spawn(
-            "alertmanager",
-            [
-                ALERTMANAGER,
-                f"--config.file={self.config_dir / 'alertmanager.yml'}",
-                f"--storage.path={self.folder / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{self.alertmanager_port}",
-                "--cluster.listen-address=",
-            ],
-            self.alertmanager_url,
-        )
+        if self.with_alertmanager:
+            self._spawn(
+                "alertmanager",
+                [
+                    ALERTMANAGER,
+                    f"--config.file={self.config_dir / 'alertmanager.yml'}",
+                    f"--storage.path={self.folder / 'alertmanager-data'}",
+                    f"--web.listen-address=127.0.0.1:{self.alertmanager_port}",
+                    "--cluster.listen-address=",
+                ],
+                self.alertmanager_url,
+            )
         self._spawn(
             "prometheus",
             [
@@ -179,6 +197,7 @@ class MonitoringStack:
                 f"--config.file={self.config_dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.folder / 'prometheus-data'}",
                 f"--web.listen-address=127.0.0.1:{self.prometheus_port}",
+                *(["--web.enable-remote-write-receiver"] if self.receiver else []),
             ],
             self.prometheus_url,
         )

@@ -86,10 +86,12 @@ def start_lab(
     communes: dict[str, list[tuple[str, str]]],
     room_media: str = ROOM_MEDIA,
     chair_media: str = ROOM_MEDIA,
+    province_env: dict[str, str] | None = None,
 ) -> Lab:
-    """The province and its chair, then each commune (``id -> [(room, group)]``, hall first)."""
+    """The province (with ``province_env`` settings) and its chair, then each commune
+    (``id -> [(room, group)]``, hall first)."""
     # Heartbeats a little slower than the other tests': eleven busy processes on two cores.
-    province = Coordinator(folder / "province", PROVINCE_HEARTBEATS).start()
+    province = Coordinator(folder / "province", {**PROVINCE_HEARTBEATS, **(province_env or {})}).start()
     chair = _agent(province, CHAIR, "hall", folder / "province-rooms", chair_media)
     lab = Lab(province, chair, {}, folder)
     for commune_id in communes:

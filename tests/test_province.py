@@ -10,18 +10,24 @@ in docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 
 from phonghop.protocol import Hand, Hello
-from tests.harness import sample, wait_for
+from tests.alerting import MonitoringStack, Timing
+from tests.harness import free_port, sample, wait_for
 from tests.province_lab import CHAIR, SOURCE, Lab, everyone_up, hears, shows, start_lab, wait_rooms
+from tests.webtools import signed_in
 
 COMMUNES = {
     "xa-a": [("a-ubnd", "hall"), ("a-tdp-01", "residential_group")],
@@ -30,11 +36,60 @@ COMMUNES = {
 }
 
 
+PROVINCE_LABEL = "tinh-thu-nghiem"  # the province's own `commune` label in its Prometheus
+VIEWER = ("can-bo-tinh", "mat-khau-xem-cac-xa")
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    started = start_lab(Path(tmp_path_factory.mktemp("province")), COMMUNES)
+def prometheus_port() -> int:
+    """The province Prometheus's port: the province coordinator's page reads from it."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, prometheus_port: int) -> Iterator[Lab]:
+    started = start_lab(
+        Path(tmp_path_factory.mktemp("province")),
+        COMMUNES,
+        province_env={"PHONGHOP_PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}"},
+    )
+    added = started.province.add_user(VIEWER[0], "viewer", VIEWER[1])
+    assert added.returncode == 0, added.stderr
     yield started
     started.stop()
+
+
+@pytest.fixture(scope="module")
+def monitoring(lab: Lab, prometheus_port: int) -> Iterator[MonitoringStack]:
+    """The province's Prometheus (taking remote writes) and commune A's, configured by the monitoring role;
+    B and C have no monitoring yet. Returns the province's."""
+    province_url = f"http://127.0.0.1:{prometheus_port}"
+    with ThreadPoolExecutor() as pool:  # the role renders both side by side
+        province, commune_a = pool.map(
+            lambda args: MonitoringStack(*args),
+            [
+                (
+                    lab.folder / "province-monitoring",
+                    lab.province.port,
+                    None,
+                    Timing(),
+                    {"monitoring_commune": PROVINCE_LABEL, "monitoring_remote_write_receiver": True},
+                    prometheus_port,
+                ),
+                (
+                    lab.folder / "xa-a-monitoring",
+                    lab.communes["xa-a"].coordinator.port,
+                    None,
+                    Timing(),
+                    {"monitoring_commune": "xa-a", "monitoring_remote_write_url": f"{province_url}/api/v1/write"},
+                ),
+            ],
+        )
+    province.start()
+    commune_a.start()
+    yield province
+    commune_a.stop()  # first: it would wait for the province to take its last writes
+    province.stop()
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +114,48 @@ def test_every_commune_room_gets_the_province_chair(lab: Lab, meeting: int) -> N
         assert [m["chair_room"] for m in local] == [SOURCE]
         assert sorted(local[0]["running"]["joined"]) == sorted(commune.rooms)
         assert sample(commune.coordinator.metrics(), "phonghop_uplink_up", commune=commune.id) == 1
+
+
+def test_the_province_page_says_when_its_prometheus_is_down(lab: Lab, prometheus_port: int) -> None:
+    """Runs before the province's Prometheus starts."""
+    with signed_in(lab.province, *VIEWER) as (client, _):
+        response = client.get("/cac-xa")
+    assert response.status_code == 503
+    assert "Không đọc được số liệu các xã" in response.text
+    assert f"không kết nối được tới http://127.0.0.1:{prometheus_port}" in response.text
+    assert 'href="/cac-xa"' in response.text, "the province's pages link to it"
+
+
+def _communes(client: httpx.Client) -> dict[str, dict[str, str]]:
+    """The province page's rows: commune id -> cell class -> the cell's text."""
+    response = client.get("/cac-xa", params={"fragment": 1})
+    assert response.status_code == 200, response.text
+    rows = {}
+    for row in re.finditer(r'<tr id="commune-([^"]+)".*?</tr>', response.text, re.DOTALL):
+        cells = re.finditer(r'<td data-label="[^"]*" class="([^"]+)">(.*?)</td>', row.group(0), re.DOTALL)
+        rows[row.group(1)] = {cell.group(1): " ".join(re.sub(r"<[^>]+>", " ", cell.group(2)).split()) for cell in cells}
+    return rows
+
+
+def test_the_province_page_shows_every_commune(lab: Lab, meeting: int, monitoring: MonitoringStack) -> None:
+    """Commune A's Prometheus writes to the province's; B and C have no monitoring yet."""
+    with signed_in(lab.province, *VIEWER) as (client, _):
+        rows = wait_for(
+            lambda: (found := _communes(client)).get("xa-a", {}).get("in-meeting") == "2" and found,
+            60,
+            "commune A's rooms in the meeting, on the province page",
+        )
+    assert set(rows) == set(COMMUNES), "one row per commune, none for the province itself"
+    assert rows["xa-a"]["link"] == "Đang kết nối"
+    assert rows["xa-a"]["media"] == "Đang nhận"
+    assert rows["xa-a"]["online"] == "2/2"
+    assert rows["xa-a"]["reported"].startswith("cách đây")
+    for commune in ("xa-b", "xa-c"):
+        assert rows[commune]["link"] == "Đang kết nối"
+        assert rows[commune]["online"] == "—"
+        assert rows[commune]["reported"] == "Chưa nhận được số liệu"
+    written = monitoring.query('phonghop_room_up{commune="xa-a"}')
+    assert sorted(s["metric"]["room"] for s in written) == sorted(r for r, _ in COMMUNES["xa-a"])
 
 
 def _floor(lab: Lab, meeting: int) -> dict[str, Any]:
@@ -114,7 +211,9 @@ def _floor_everywhere(lab: Lab, meeting: int, speaker: str, before: dict[str, fl
     assert after["xa-c"] == before["xa-c"], (before, after)
 
 
-def test_a_cut_uplink_falls_back_to_the_hall_and_comes_back(lab: Lab, meeting: int) -> None:
+def test_a_cut_uplink_falls_back_to_the_hall_and_comes_back(
+    lab: Lab, meeting: int, monitoring: MonitoringStack
+) -> None:
     """Commune A loses the province (its token is re-issued there: the province closes the link and
     refuses the old token); its rooms stay in their meeting on the hall's picture, the others see no
     change, and A is back with the chair soon after its new token arrives, with no other step."""
@@ -137,6 +236,7 @@ def test_a_cut_uplink_falls_back_to_the_hall_and_comes_back(lab: Lab, meeting: i
         local = [m for m in api.get("/api/v1/meetings").json() if m["running"]]
     assert sorted(local[0]["running"]["joined"]) == sorted(commune.rooms), "A's rooms stay in their meeting"
     assert all(shows(agent, CHAIR) for agent in others.values()), "the other communes saw a change"
+    _the_province_sees_a_cut(lab, monitoring)
 
     commune.token_file.write_text(response.json()["token"] + "\n")
     back = time.monotonic()
@@ -144,7 +244,30 @@ def test_a_cut_uplink_falls_back_to_the_hall_and_comes_back(lab: Lab, meeting: i
         commune.rooms, lambda agent: shows(agent, CHAIR) and hears(agent, CHAIR), 20, "the chair back at A"
     )
     print(f"MEASURED uplink back: chair on commune A's rooms {seconds:.2f} s after the token ({back - cut:.1f} s cut)")
-    assert sample(commune.coordinator.metrics(), "phonghop_uplink_reconnects_total", commune="xa-a") >= 1
+    assert (sample(commune.coordinator.metrics(), "phonghop_uplink_reconnects_total", commune="xa-a") or 0) >= 1
+
+
+def _the_province_sees_a_cut(lab: Lab, monitoring: MonitoringStack) -> None:
+    """Commune A's link is down: the page says so, and A's own report still arrives; the province's
+    Prometheus alerts about commune A as a participant, never about another commune."""
+    with signed_in(lab.province, *VIEWER) as (client, _):
+        rows = wait_for(
+            lambda: (found := _communes(client))["xa-a"]["link"] == "Mất kết nối" and found,
+            20,
+            "the province page to show commune A's link down",
+        )
+    assert rows["xa-b"]["link"] == "Đang kết nối"
+    assert rows["xa-a"]["in-meeting"] == "2", "A's rooms stay in their meeting"
+    firing = wait_for(
+        lambda: [a for a in monitoring.alerts() if a["labels"]["alertname"] == "PhongHopCommuneUnreachable"],
+        30,
+        "the province's Prometheus to alert that commune A is unreachable",
+    )
+    assert [a["labels"]["room"] for a in firing] == ["xa-a"]
+    # Alerts on what the communes wrote here carry their own commune label: the province's Alertmanager
+    # routes those to nobody (each commune's own Alertmanager tells its technician).
+    alerts = [a for a in monitoring.alerts() if a["labels"]["commune"] == PROVINCE_LABEL and "room" in a["labels"]]
+    assert {a["labels"]["room"] for a in alerts} == {"xa-a"}, alerts
 
 
 def test_a_restarted_province_resumes_everywhere(lab: Lab, meeting: int) -> None:
@@ -178,6 +301,35 @@ async def test_only_a_commune_raises_a_hand_for_another_room(lab: Lab, meeting: 
             pass
     assert reply["code"] == "not_commune"
     assert "a-tdp-01" not in str(_floor(lab, meeting)["hands"])
+
+
+def test_a_province_meeting_made_longer_is_longer_in_every_commune(lab: Lab, meeting: int) -> None:
+    title = "Giao ban tỉnh (kéo dài)"
+    with lab.province.api() as api:
+        api.patch(f"/api/v1/meetings/{meeting}", json={"duration_seconds": 2400, "title": title}).raise_for_status()
+        start = datetime.fromisoformat(api.get(f"/api/v1/meetings/{meeting}/occurrences").json()[-1]["scheduled_start"])
+    ends = start + timedelta(seconds=2400)
+
+    def local_meetings() -> list[dict[str, Any]]:
+        found = []
+        for commune in lab.communes.values():
+            with commune.coordinator.api() as api:
+                found += [m for m in api.get("/api/v1/meetings").json() if m["running"]]
+        return found
+
+    def follows(local: dict[str, Any]) -> bool:
+        # The commune's meeting counts whole seconds from when it was created.
+        return (
+            local["title"] == title
+            and abs(datetime.fromisoformat(local["running"]["ends_at"]) - ends).total_seconds() < 1
+        )
+
+    found = wait_for(
+        lambda: (found := local_meetings()) and all(follows(m) for m in found) and found,
+        15,
+        "every commune's meeting to take the province meeting's new end and title",
+    )
+    assert len(found) == len(COMMUNES)
 
 
 def test_a_commune_coordinator_stops_at_once_with_its_uplink_open(lab: Lab, meeting: int) -> None:

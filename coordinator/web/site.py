@@ -1,4 +1,4 @@
-"""The operator's web pages: overview, schedule, meeting console, rooms, sign-in, on the coordinator's app.
+"""The operator's web pages: overview, schedule, meeting console, rooms, communes, sign-in, on the coordinator's app.
 
 ``install`` adds the session cookie, the static files and the pages to the
 app; ``start`` builds their state once the coordinator's services exist.
@@ -20,7 +20,7 @@ from coordinator.services import Services
 from coordinator.settings import Settings
 from coordinator.tokens import new_token
 from coordinator.web.history import History
-from coordinator.web.pages import console, overview, room, schedule, signin
+from coordinator.web.pages import console, overview, province, room, schedule, signin
 from coordinator.web.security import Refused, SignInRequired
 from coordinator.web.state import WebState
 from coordinator.web.users import Users
@@ -86,7 +86,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     )
     app.add_middleware(SecureCookies, always=settings.cookie_secure)
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
-    for module in (signin, overview, schedule, console, room):
+    for module in (signin, overview, schedule, console, room, province):
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)

@@ -99,5 +99,6 @@ def render(
         "reason_vi": reason_vi,
         "duration_vi": duration_vi,
         "flash": request.session.pop("flash", None),
+        "province_page": bool(services.settings.prometheus_url),
     }
     return TEMPLATES.TemplateResponse(request, template, {**base, **context}, status_code=status_code)
