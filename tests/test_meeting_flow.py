@@ -7,7 +7,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from tests.harness import BOTH_DATABASES, Agent, Coordinator, Samples, free_port, sample, wait_for
+import pytest
+
+from tests.harness import BOTH_DATABASES, Agent, Coordinator, Samples, free_port, holds, sample, wait_for
+from tests.postgres import PostgresServer
 
 ROOMS = {"ubnd": "hall", "tdp-01": "residential_group", "th-phong-son": "school"}
 
@@ -189,6 +192,49 @@ def test_a_running_meeting_follows_its_new_end(coordinator: Coordinator, start_a
         ended = api.get(f"/api/v1/meetings/{meeting}/occurrences").json()[0]
     assert datetime.fromisoformat(ended["ended_at"]) >= start + timedelta(seconds=seconds)
     assert not _in_meeting(coordinator, "tdp-01", meeting)
+
+
+@pytest.mark.parametrize("coordinator", ["postgresql"], indirect=True)
+def test_a_database_outage_mid_meeting_loses_nothing(
+    coordinator: Coordinator, start_agent: Callable[..., Agent], postgres: PostgresServer
+) -> None:
+    """PostgreSQL stops during a meeting: media and the meeting go on, a change is refused with a clear
+    error instead of half-made, and once the database is back every write works and no stay was cut."""
+    for room in ("ubnd", "tdp-01"):
+        start_agent(room, ROOMS[room])
+    meeting = _schedule(coordinator, start_in=1)
+    for room in ("ubnd", "tdp-01"):
+        wait_for(lambda room=room: _in_meeting(coordinator, room, meeting), 20, f"{room} in the meeting")
+
+    postgres.stop()
+    try:
+        with coordinator.api() as api:
+            refused = api.patch(f"/api/v1/meetings/{meeting}", json={"title": "Giao ban (đổi tên)"})
+        holds(
+            lambda: _in_meeting(coordinator, "ubnd", meeting) and _in_meeting(coordinator, "tdp-01", meeting),
+            5,
+            "both rooms to stay in the meeting without the database",
+        )
+    finally:
+        postgres.resume()
+    assert refused.status_code == 503, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "database_unavailable"
+    assert "try again" in error["message"]
+    assert refused.headers["retry-after"]
+
+    with coordinator.api() as api:
+        changed = wait_for(
+            lambda: (
+                (r := api.patch(f"/api/v1/meetings/{meeting}", json={"title": "Giao ban (đổi tên)"})).status_code == 200
+                and r
+            ),
+            20,
+            "the change to go through once the database is back",
+        )
+        assert changed.json()["title"] == "Giao ban (đổi tên)"
+        stays = api.get(f"/api/v1/meetings/{meeting}/occurrences").json()[0]["attendance"]
+    assert sorted((s["room"], s["left_at"]) for s in stays) == [("tdp-01", None), ("ubnd", None)]
 
 
 def test_operator_commands_reach_the_agent_and_come_back(
