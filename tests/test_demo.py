@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -90,11 +91,37 @@ def test_demo_brings_every_room_into_the_meeting(tmp_path: Path) -> None:
         assert max(online, started) <= everyone < stop, f"stages out of order: {found}"
         took = {text: re.search(r"sau ([0-9.]+) giây\)", lines[i]) for text, i in zip(stages, found, strict=True)}
         print("MEASURED demo stages:", {text: m.group(1) for text, m in took.items() if m})
-    finally:
-        demo.terminate()
+        assert len(_processes_of(tmp_path / "demo")) == 2 + len(rooms), "the demo, its coordinator and every room"
+        stopping = time.monotonic()
+        demo.terminate()  # as Ctrl-C does, long before the timer
         demo.wait(timeout=60)
+        print(f"MEASURED demo exited {time.monotonic() - stopping:.1f} s after SIGTERM")
+        reader.join(timeout=5)
+        stopped = [line for line in lines if "Đã dừng mọi tiến trình của trình diễn" in line]
+        assert stopped, "".join(lines[-5:])
+        print("MEASURED", stopped[0].strip())
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
         reader.join(timeout=5)
     assert demo.returncode == 0, "".join(lines)
+    assert _processes_of(tmp_path / "demo") == [], "no room or coordinator may outlive the demo"
+
+
+def _processes_of(data_dir: Path) -> list[str]:
+    """Running processes that name the demo's data folder: rooms in their command line (their config),
+    the coordinator in its environment (PHONGHOP_DATA_DIR)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environment = (proc / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if str(data_dir) in command + environment and _running(int(proc.name)):
+            found.append(f"{proc.name}: {command}")
+    return found
 
 
 def _running(pid: int) -> bool:
