@@ -99,7 +99,9 @@ class AgentConfig(BaseModel):
     ca_file: Path | None = Field(default=None, description="CA bundle for a lab coordinator's TLS")
     heartbeat_interval: float = Field(default=5.0, gt=0, le=300)
     reconnect_initial_delay: float = Field(default=1.0, ge=0, le=60)
-    reconnect_max_delay: float = Field(default=30.0, gt=0, le=600)
+    # At least this often the agent dials again while it cannot reach the coordinator: back within
+    # seconds of a link's return or a coordinator's restart.
+    reconnect_max_delay: float = Field(default=4.0, gt=0, le=600)
     log_level: str = "INFO"
     # Status and raise-hand API on 127.0.0.1 for the technician and the room's remote; 0 turns it off.
     local_api_port: int = Field(default=8765, ge=0, le=65535)

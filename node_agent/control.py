@@ -23,7 +23,7 @@ from node_agent.media import MediaManager
 from node_agent.room import Room
 from node_agent.selftest import LiveState, run_checks
 from phonghop import __version__
-from phonghop.dialing import dial, read_until_stopped, send_on, stay_connected
+from phonghop.dialing import dial, read_until_stopped, send_heartbeats, send_on, stay_connected
 from phonghop.protocol import (
     CLOSE_REPLACED,
     DEVICE_NAMES,
@@ -95,7 +95,12 @@ class ControlClient:
         await websocket.send(
             Hello(version=__version__, capabilities=["control"], devices=self.devices()).model_dump_json()
         )
-        heartbeats = asyncio.create_task(self._heartbeats(websocket), name="heartbeats")
+        heartbeats = asyncio.create_task(
+            send_heartbeats(
+                websocket, lambda: Heartbeat(devices=self.devices()), lambda: self.heartbeat_interval, "the coordinator"
+            ),
+            name="heartbeats",
+        )
         try:
             await read_until_stopped(websocket, self._handle, "coordinator", stop, "agent stopping")
         finally:
@@ -117,11 +122,6 @@ class ControlClient:
     async def send(self, message: BaseModel) -> bool:
         """Send on the control channel if it is up; False when it is not."""
         return await send_on(self._websocket, message)
-
-    async def _heartbeats(self, websocket: ClientConnection) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_interval)
-            await websocket.send(Heartbeat(devices=self.devices()).model_dump_json())
 
     async def _handle(self, websocket: ClientConnection, message: AnyCoordinatorMessage) -> None:
         if isinstance(message, Welcome):

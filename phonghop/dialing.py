@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Generator
 from functools import partial
 from pathlib import Path
@@ -26,6 +27,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from phonghop.protocol import AnyCoordinatorMessage, Offer, coordinator_message, explain
 
 log = logging.getLogger(__name__)
+
+# A ping unanswered for this long (or for three heartbeats, whichever is longer) means the link is gone.
+PONG_TIMEOUT = 5.0
 
 
 def control_url(coordinator_url: str, room: str) -> str:
@@ -130,6 +134,29 @@ async def _attempt(
         reason = refusal_reason(exc.response.status_code, exc.response.body)
         log.error("%s refused the connection: %s", dialler.uri, reason)
     return retry_pause
+
+
+async def send_heartbeats(
+    websocket: ClientConnection, heartbeat: Callable[[], BaseModel], interval: Callable[[], float], peer: str
+) -> None:
+    """A heartbeat every ``interval()``, with one ping in flight; an unanswered ping aborts the connection.
+
+    A cut link thus ends the session within seconds: dialling starts again while the link is down and
+    succeeds as soon as it is back, instead of waiting out TCP's retransmission back-off on a dead
+    connection (or websockets' own keepalive, 40 s).
+    """
+    ping: tuple[float, asyncio.Future[float]] | None = None
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await asyncio.sleep(interval())
+            await websocket.send(heartbeat().model_dump_json())
+            now = time.monotonic()
+            if ping is None or ping[1].done():
+                ping = (now, asyncio.ensure_future(await websocket.ping()))
+            elif now - ping[0] > max(PONG_TIMEOUT, 3 * interval()):
+                log.warning("%s does not answer pings; closing the session", peer)
+                websocket.transport.abort()
+                return
 
 
 async def send_on(websocket: ClientConnection | None, message: BaseModel) -> bool:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from coordinator.uplink.peer import UplinkPeer
 from coordinator.uplink.relayed import RelayedMeeting
@@ -28,6 +27,7 @@ from phonghop.dialing import (
     dial,
     negotiate,
     read_until_stopped,
+    send_heartbeats,
     send_on,
     stay_connected,
 )
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 ANSWER_TIMEOUT = 10.0
 MEDIA_TICK = 0.25  # how often the peer's health and the province media's arrival are looked at
 RETRY_SECONDS = 2.0
-PONG_TIMEOUT = 5.0  # a busy province answers late; the rooms' fallback does not wait for this (media does)
 
 
 class UplinkState:
@@ -107,7 +106,10 @@ class Uplink:
         await self._drop("new control session")  # the province dropped our old peer with the old session
         await websocket.send(protocol.Hello(version=__version__, capabilities=["control", "commune"]).model_dump_json())
         self.state.up = True
-        beats = asyncio.create_task(self._heartbeats(websocket), name="uplink-heartbeats")
+        beats = asyncio.create_task(
+            send_heartbeats(websocket, protocol.Heartbeat, lambda: self._heartbeat, "the province"),
+            name="uplink-heartbeats",
+        )
         try:
             await read_until_stopped(websocket, self._handle, "province", stop, "commune coordinator stopping")
         finally:
@@ -117,20 +119,6 @@ class Uplink:
             await self._drop("control channel closed")  # the province drops its side with the session
         log.warning("uplink to the province closed (code %s %s)", websocket.close_code, websocket.close_reason or "")
         return 0.0
-
-    async def _heartbeats(self, websocket: ClientConnection) -> None:
-        """Heartbeats, and a ping: a cut link ends the session within a few heartbeats."""
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                await asyncio.sleep(self._heartbeat)
-                await websocket.send(protocol.Heartbeat().model_dump_json())
-                pong = await websocket.ping()
-                try:
-                    await asyncio.wait_for(pong, timeout=max(PONG_TIMEOUT, 3 * self._heartbeat))
-                except TimeoutError:
-                    log.warning("uplink: the province does not answer pings; closing the session")
-                    websocket.transport.abort()
-                    return
 
     async def send(self, message: BaseModel) -> bool:
         return await send_on(self._websocket, message)
