@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -213,9 +213,12 @@ class Agent:
         extra: str = "",
         local_api_port: int = 0,
         env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
     ) -> None:
+        """``prefix`` goes in front of the agent's command (e.g. to run it behind a network link)."""
         self.room_id = room_id
         self.env = {**os.environ, **(env or {})}
+        self.prefix = list(prefix)
         self.local_api = f"http://127.0.0.1:{local_api_port}" if local_api_port else None
         folder.mkdir(parents=True, exist_ok=True)
         self.token_file = folder / "room.token"
@@ -238,7 +241,7 @@ class Agent:
     def start(self) -> Agent:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "node_agent", "run", "--config", str(self.config)],
+                [*self.prefix, sys.executable, "-m", "node_agent", "run", "--config", str(self.config)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
