@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import time
 from dataclasses import dataclass, field
@@ -114,7 +115,7 @@ async def check_token(config: AgentConfig, report: Report, client: httpx.AsyncCl
     try:
         token = config.read_token()
     except ConfigError as exc:
-        report.add("ma_phong", False, f"Không đọc được mã phòng: {exc}", fix)
+        report.add("ma_phong", False, _unreadable_token(config, exc), fix)
         return None
     try:
         response = await client.get(
@@ -133,6 +134,18 @@ async def check_token(config: AgentConfig, report: Report, client: httpx.AsyncCl
     name = response.json().get("name", config.room)
     report.add("ma_phong", True, f"Máy chủ nhận mã của phòng {config.room} ({name})")
     return token
+
+
+_FILE_ERRORS_VI = {errno.ENOENT: "không có tệp này", errno.EACCES: "không có quyền đọc tệp này"}
+
+
+def _unreadable_token(config: AgentConfig, exc: ConfigError) -> str:
+    """Why the token could not be read, in the technician's words (the log keeps the English)."""
+    cause = exc.__cause__
+    if isinstance(cause, OSError):
+        reason = _FILE_ERRORS_VI.get(cause.errno or 0, cause.strerror or str(cause))
+        return f"Không đọc được mã phòng từ {config.token_file}: {reason}"
+    return f"Không đọc được mã phòng: tệp {config.token_file} trống"
 
 
 async def check_control(config: AgentConfig, report: Report, token: str) -> None:

@@ -73,6 +73,13 @@ def test_check_a_wrong_token(coordinator: Coordinator, tmp_path: Path) -> None:
     assert "[LỖI] Mã phòng (token)" in text
     assert "Cách khắc phục: Cấp lại mã cho phòng tdp-01" in text
 
+    agent.token_file.unlink()
+    code, out = _check(agent.config, "--json")
+    assert code == 1
+    missing = _by_name(out)["ma_phong"]
+    assert missing["message"] == f"Không đọc được mã phòng từ {agent.token_file}: không có tệp này"
+    assert "Cấp lại mã" in missing["fix"]
+
 
 def test_check_an_unreachable_coordinator(tmp_path: Path) -> None:
     folder = tmp_path / "tdp-01"
