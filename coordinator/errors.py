@@ -18,12 +18,13 @@ log = logging.getLogger(__name__)
 
 DATABASE_RETRY_SECONDS = 5
 DATABASE_DOWN = (
-    "the database did not answer, so the change was not made; try again in a few seconds "
-    "(if it lasts, check the database server and the coordinator's log)"
+    "the database could not take the change (it does not answer, or its disk is full), so nothing was "
+    "changed; try again in a few seconds (if it lasts, check the database server, its disk and the "
+    "coordinator's log)"
 )
 DATABASE_DOWN_VI = (
-    "Cơ sở dữ liệu không trả lời nên thay đổi chưa được thực hiện. Thử lại sau vài giây; nếu vẫn lỗi, "
-    "báo kỹ thuật viên kiểm tra máy chủ cơ sở dữ liệu."
+    "Cơ sở dữ liệu không nhận được thay đổi (không trả lời, hoặc ổ đĩa đầy) nên chưa có gì thay đổi. "
+    "Thử lại sau vài giây; nếu vẫn lỗi, báo kỹ thuật viên kiểm tra máy chủ cơ sở dữ liệu và ổ đĩa."
 )
 
 
@@ -95,12 +96,12 @@ def install(app: FastAPI) -> None:
             message = f"{request.method} is not allowed on {request.url.path}; see /docs for the API"
         return JSONResponse(error_body("http_error", message), status_code=exc.status_code, headers=exc.headers)
 
-    # The database may be down for a moment (a restart, a failover): each request is one transaction,
-    # so a failed one changed nothing; the media and the live meetings do not need the database.
+    # The database may be down for a moment (a restart, a failover) or its disk full: each request is one
+    # transaction, so a failed one changed nothing; the media and the live meetings do not need the database.
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def _database_down(request: Request, exc: Exception) -> Response:
-        log.error("%s %s -> 503: the database did not answer: %s", request.method, request.url.path, exc)
+        log.error("%s %s -> 503: the database failed: %s", request.method, request.url.path, exc)
         headers = {"Retry-After": str(DATABASE_RETRY_SECONDS)}
         if request.url.path.startswith("/api/"):
             return JSONResponse(error_body("database_unavailable", DATABASE_DOWN), status_code=503, headers=headers)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -235,6 +237,51 @@ def test_a_database_outage_mid_meeting_loses_nothing(
         assert changed.json()["title"] == "Giao ban (đổi tên)"
         stays = api.get(f"/api/v1/meetings/{meeting}/occurrences").json()[0]["attendance"]
     assert sorted((s["room"], s["left_at"]) for s in stays) == [("tdp-01", None), ("ubnd", None)]
+
+
+def test_a_full_database_disk_mid_meeting_loses_nothing(tmp_path: Path) -> None:
+    """The coordinator's database on a small filesystem of its own, filled up during a meeting: media
+    and the meeting go on, a change is refused with a clear error, what was stored stays, and once
+    there is space again it all works without a restart."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+    coordinator = Coordinator(tmp_path / "coordinator", {"PHONGHOP_DATABASE_URL": f"sqlite:///{disk / 'db.sqlite'}"})
+    agents: list[Agent] = []
+    try:
+        coordinator.start()
+        for room in ("ubnd", "tdp-01"):
+            token = coordinator.enroll(room, ROOMS[room])
+            agents.append(Agent(coordinator, room, token, tmp_path / "rooms" / room).start())
+        meeting = _schedule(coordinator, start_in=1)
+        for room in ("ubnd", "tdp-01"):
+            wait_for(lambda room=room: _in_meeting(coordinator, room, meeting), 20, f"{room} in the meeting")
+
+        filler = disk / "filler"
+        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, check=False)
+        with coordinator.api() as api:
+            refused = api.patch(f"/api/v1/meetings/{meeting}", json={"title": "Giao ban (đổi tên)"})
+            holds(
+                lambda: _in_meeting(coordinator, "ubnd", meeting) and _in_meeting(coordinator, "tdp-01", meeting),
+                5,
+                "both rooms to stay in the meeting on a full disk",
+            )
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "database_unavailable"
+            assert api.get(f"/api/v1/meetings/{meeting}").json()["title"] == "Giao ban tuần", "what was stored stays"
+
+            filler.unlink()
+            changed = api.patch(f"/api/v1/meetings/{meeting}", json={"title": "Giao ban (đổi tên)"})
+            assert changed.status_code == 200, changed.text
+            stays = api.get(f"/api/v1/meetings/{meeting}/occurrences").json()[0]["attendance"]
+        assert sorted((s["room"], s["left_at"]) for s in stays) == [("tdp-01", None), ("ubnd", None)]
+        assert coordinator.proc is not None
+        assert coordinator.proc.poll() is None, "the coordinator kept running"
+    finally:
+        for agent in agents:
+            agent.stop()
+        coordinator.stop()
+        subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_operator_commands_reach_the_agent_and_come_back(
