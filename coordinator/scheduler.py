@@ -65,16 +65,17 @@ class Scheduler:
         self._note_next_starts(meetings.values(), now)
         for active in list(self._live.meetings.values()):
             meeting = meetings.get(active.meeting_id)
-            # The meeting's length may have changed while it runs: the end counts from its scheduled start.
-            ends = active.scheduled_start + timedelta(seconds=meeting.duration_seconds) if meeting else now
             if meeting is None:
                 await self._live.stop(active.meeting_id, "meeting deleted")
-            elif now >= ends:
+                continue
+            # The meeting's length may have changed while it runs: the end counts from its scheduled start.
+            ends = active.scheduled_start + timedelta(seconds=meeting.duration_seconds)
+            if now >= ends:
                 await self._live.stop(active.meeting_id, "scheduled end")
-            else:
-                await self._live.revise(active.meeting_id, meeting.title, ends)
-                active.router.set_mode(meeting.chair_room, meeting.mode)
-                await self._live.set_expected(active.meeting_id, expected_rooms(meeting, self._registry))
+                continue
+            await self._live.revise(active.meeting_id, meeting.title, ends)
+            active.router.set_mode(meeting.chair_room, meeting.mode)
+            await self._live.set_expected(active.meeting_id, expected_rooms(meeting, self._registry))
         for meeting in meetings.values():
             if meeting.id in self._live.meetings:
                 continue
