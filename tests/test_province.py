@@ -1,10 +1,10 @@
 """The province cascade with real processes: a province coordinator and its chair, commune coordinators
 that dial it as participants, and their rooms, all with real aiortc peers.
 
-One lab serves the whole file (starting eleven processes is most of its cost);
-the tests run in order on one province meeting. The waits leave room for a busy
-machine; the times the issue sets are measured (MEASURED lines) and written down
-in docs/BENCHMARKS.md.
+One lab serves the whole file (starting eleven processes and two Prometheus
+servers is most of its cost); the tests run in order on one province meeting.
+The waits leave room for a busy machine; the target times are measured
+(MEASURED lines) and written down in docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
