@@ -190,8 +190,12 @@ def test_a_running_meeting_follows_its_new_end(coordinator: Coordinator, start_a
 
         seconds = max(10, int((datetime.now(UTC) - start).total_seconds()) + 3)
         api.patch(f"/api/v1/meetings/{meeting}", json={"duration_seconds": seconds}).raise_for_status()
-        wait_for(lambda: api.get(f"/api/v1/meetings/{meeting}").json()["running"] is None, 20, "the meeting to end")
-        ended = api.get(f"/api/v1/meetings/{meeting}/occurrences").json()[0]
+        ended = wait_for(
+            lambda: (o := api.get(f"/api/v1/meetings/{meeting}/occurrences").json()[0])["ended_at"] and o,
+            20,
+            "the meeting to end and its end to be recorded",
+        )
+        assert api.get(f"/api/v1/meetings/{meeting}").json()["running"] is None
     assert datetime.fromisoformat(ended["ended_at"]) >= start + timedelta(seconds=seconds)
     assert not _in_meeting(coordinator, "tdp-01", meeting)
 
