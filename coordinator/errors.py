@@ -10,8 +10,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import InterfaceError, OperationalError
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -23,7 +22,7 @@ DATABASE_DOWN = (
     "coordinator's log)"
 )
 DATABASE_DOWN_VI = (
-    "Cơ sở dữ liệu không nhận được thay đổi (không trả lời, hoặc ổ đĩa đầy) nên chưa có gì thay đổi. "
+    "Cơ sở dữ liệu tạm thời không trả lời (hoặc ổ đĩa đầy): trang này chưa hiện được và chưa có gì thay đổi. "
     "Thử lại sau vài giây; nếu vẫn lỗi, báo kỹ thuật viên kiểm tra máy chủ cơ sở dữ liệu và ổ đĩa."
 )
 
@@ -96,17 +95,13 @@ def install(app: FastAPI) -> None:
             message = f"{request.method} is not allowed on {request.url.path}; see /docs for the API"
         return JSONResponse(error_body("http_error", message), status_code=exc.status_code, headers=exc.headers)
 
-    # The database may be down for a moment (a restart, a failover) or its disk full: each request is one
-    # transaction, so a failed one changed nothing; the media and the live meetings do not need the database.
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
-    async def _database_down(request: Request, exc: Exception) -> Response:
-        log.error("%s %s -> 503: the database failed: %s", request.method, request.url.path, exc)
-        headers = {"Retry-After": str(DATABASE_RETRY_SECONDS)}
-        if request.url.path.startswith("/api/"):
-            return JSONResponse(error_body("database_unavailable", DATABASE_DOWN), status_code=503, headers=headers)
-        from coordinator.web.templating import render
 
-        page = render(request, "error.html", None, status_code=503, message=DATABASE_DOWN_VI)
-        page.headers.update(headers)
-        return page
+def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database failed a request (down for a moment, a failover, a full disk). Each request is one
+    transaction, so a failed one changed nothing; the media and the live meetings do not need the database."""
+    log.error("%s %s -> 503: the database failed: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        error_body("database_unavailable", DATABASE_DOWN),
+        status_code=503,
+        headers={"Retry-After": str(DATABASE_RETRY_SECONDS)},
+    )

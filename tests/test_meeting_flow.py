@@ -13,6 +13,7 @@ import pytest
 
 from tests.harness import BOTH_DATABASES, Agent, Coordinator, Samples, free_port, holds, sample, wait_for
 from tests.postgres import PostgresServer
+from tests.webtools import signed_in
 
 ROOMS = {"ubnd": "hall", "tdp-01": "residential_group", "th-phong-son": "school"}
 
@@ -211,18 +212,23 @@ def test_a_database_outage_mid_meeting_loses_nothing(
     meeting = _schedule(coordinator, start_in=1)
     for room in ("ubnd", "tdp-01"):
         wait_for(lambda room=room: _in_meeting(coordinator, room, meeting), 20, f"{room} in the meeting")
+    assert coordinator.add_user("vanhanh", "operator", "mat-khau-van-hanh").returncode == 0
 
-    postgres.stop()
-    try:
-        with coordinator.api() as api:
-            refused = api.patch(f"/api/v1/meetings/{meeting}", json={"title": "Giao ban (đổi tên)"})
-        holds(
-            lambda: _in_meeting(coordinator, "ubnd", meeting) and _in_meeting(coordinator, "tdp-01", meeting),
-            5,
-            "both rooms to stay in the meeting without the database",
-        )
-    finally:
-        postgres.resume()
+    with signed_in(coordinator, "vanhanh", "mat-khau-van-hanh") as (web, _):
+        postgres.stop()
+        try:
+            with coordinator.api() as api:
+                refused = api.patch(f"/api/v1/meetings/{meeting}", json={"title": "Giao ban (đổi tên)"})
+            page = web.get("/lich-hop")
+            holds(
+                lambda: _in_meeting(coordinator, "ubnd", meeting) and _in_meeting(coordinator, "tdp-01", meeting),
+                5,
+                "both rooms to stay in the meeting without the database",
+            )
+        finally:
+            postgres.resume()
+    assert page.status_code == 503
+    assert "Cơ sở dữ liệu tạm thời không trả lời" in page.text, "the pages say it in Vietnamese"
     assert refused.status_code == 503, refused.text
     error = refused.json()["error"]
     assert error["code"] == "database_unavailable"

@@ -13,9 +13,11 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from coordinator.errors import DATABASE_DOWN_VI, database_unavailable
 from coordinator.services import Services
 from coordinator.settings import Settings
 from coordinator.tokens import new_token
@@ -92,6 +94,19 @@ def install(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, exc: SignInRequired) -> Response:
         return RedirectResponse(exc.location, status_code=303)
+
+    # The API's answer (coordinator.errors) for /api, a page in Vietnamese for the rest.
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_down(request: Request, exc: Exception) -> Response:
+        answer = database_unavailable(request, exc)
+        if request.url.path.startswith("/api/"):
+            return answer
+        from coordinator.web.templating import render
+
+        page = render(request, "error.html", None, status_code=503, message=DATABASE_DOWN_VI)
+        page.headers["Retry-After"] = answer.headers["Retry-After"]
+        return page
 
     @app.exception_handler(Refused)
     async def _refused(request: Request, exc: Refused) -> HTMLResponse:

@@ -1,4 +1,4 @@
-"""The agent's and the shared package's module structure: no import cycles, test support off the device path."""
+"""The project's module structure: no import cycles anywhere, the agent's test support off its device path."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ast
 
 from tests.harness import ROOT
 
-PACKAGES = ("node_agent", "phonghop")
+PACKAGES = ("coordinator", "node_agent", "phonghop")
 DEVICE_PATH = ("node_agent.sources", "node_agent.devices", "node_agent.media", "node_agent.encoding")
 TEST_SUPPORT = ("node_agent.testsource", "phonghop.testpattern")
 
@@ -16,7 +16,8 @@ def _imports() -> dict[str, set[str]]:
     modules = {
         ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): path
         for package in PACKAGES
-        for path in (ROOT / package).glob("*.py")
+        for path in (ROOT / package).rglob("*.py")
+        if "migrations" not in path.parts  # Alembic's scripts, loaded by Alembic alone
     }
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
