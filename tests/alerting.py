@@ -145,8 +145,14 @@ class MonitoringStack:
         timing: Timing,
         role_vars: dict[str, Any] | None = None,
         prometheus_port: int | None = None,
+        prefix: Sequence[str] = (),
+        listen_address: str = "127.0.0.1",
     ) -> None:
+        """``prefix`` goes in front of each command (to run behind a network link); Prometheus listens on
+        ``listen_address`` (a province's: where its communes write)."""
         self.folder = folder
+        self.prefix = list(prefix)
+        self.listen_address = listen_address
         self.prometheus_port = prometheus_port or free_port()
         self.alertmanager_port = free_port()
         self.with_alertmanager = webhook_url is not None
@@ -196,7 +202,7 @@ class MonitoringStack:
                 PROMETHEUS,
                 f"--config.file={self.config_dir / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.folder / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{self.prometheus_port}",
+                f"--web.listen-address={self.listen_address}:{self.prometheus_port}",
                 *(["--web.enable-remote-write-receiver"] if self.receiver else []),
             ],
             self.prometheus_url,
@@ -205,7 +211,7 @@ class MonitoringStack:
 
     def _spawn(self, name: str, command: list[str], url: str) -> None:
         log = (self.folder / f"{name}.log").open("ab")
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder)
+        proc = subprocess.Popen([*self.prefix, *command], stdout=log, stderr=subprocess.STDOUT, cwd=self.folder)
         self.procs.append(proc)
 
         def ready() -> bool:

@@ -107,8 +107,16 @@ def stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float 
 
 
 class Coordinator:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, ca_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        ca_file: Path | None = None,
+        prefix: Sequence[str] = (),
+    ) -> None:
+        """``prefix`` goes in front of the coordinator's command (e.g. to run it behind a network link)."""
         self.data_dir = data_dir
+        self.prefix = list(prefix)
         self.port = free_port()
         self.ca_file = ca_file
         self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
@@ -122,7 +130,7 @@ class Coordinator:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "coordinator", "--port", str(self.port)],
+                [*self.prefix, sys.executable, "-m", "coordinator", "--port", str(self.port)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self.env,

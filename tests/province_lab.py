@@ -21,6 +21,7 @@ import httpx
 
 from phonghop.testpattern import room_code, tone_hz
 from tests.harness import Agent, Coordinator, free_port, sample, wait_for
+from tests.netlab import Link
 
 CHAIR = "tinh-ubnd"
 SOURCE = "tinh"  # the province chair's name inside a commune
@@ -29,6 +30,7 @@ ROOM_MEDIA = "[media]\ndecode = true\n[test_source]\nwidth = 320\nheight = 180\n
 
 
 PROVINCE_HEARTBEATS = {"PHONGHOP_HEARTBEAT_INTERVAL": "1", "PHONGHOP_MISSED_HEARTBEATS": "4"}
+FIRST_LINK = 201  # netlab indexes of the communes' own links (the room link tests use small ones)
 
 
 @dataclass
@@ -36,8 +38,14 @@ class Commune:
     id: str
     coordinator: Coordinator
     token_file: Path
+    link: Link | None = None  # the commune's own uplink: its coordinator and rooms sit behind it
     rooms: dict[str, Agent] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> list[str]:
+        """Put in front of a command to run it inside the commune (behind its link, if it has one)."""
+        return self.link.prefix if self.link is not None else []
 
     @property
     def hall(self) -> str:
@@ -79,6 +87,9 @@ class Lab:
         for commune in self.communes.values():
             commune.coordinator.stop()
         self.province.stop()
+        for commune in self.communes.values():
+            if commune.link is not None:
+                commune.link.destroy()
 
 
 def start_lab(
@@ -87,32 +98,41 @@ def start_lab(
     room_media: str = ROOM_MEDIA,
     chair_media: str = ROOM_MEDIA,
     province_env: dict[str, str] | None = None,
+    linked: tuple[str, ...] = (),
 ) -> Lab:
     """The province (with ``province_env`` settings) and its chair, then each commune
-    (``id -> [(room, group)]``, hall first)."""
+    (``id -> [(room, group)]``, hall first). The communes in ``linked`` sit behind a network link of
+    their own (coordinator and rooms in its namespace, their ports reachable here through consoles)."""
     # Heartbeats a little slower than the other tests': eleven busy processes on two cores.
-    province = Coordinator(folder / "province", {**PROVINCE_HEARTBEATS, **(province_env or {})}).start()
+    reachable = {"PHONGHOP_HOST": "0.0.0.0"} if linked else {}  # the linked communes dial across their link
+    province = Coordinator(folder / "province", {**PROVINCE_HEARTBEATS, **reachable, **(province_env or {})}).start()
     chair = _agent(province, CHAIR, "hall", folder / "province-rooms", chair_media)
     lab = Lab(province, chair, {}, folder)
-    for commune_id in communes:
+    for index, commune_id in enumerate(communes, start=FIRST_LINK):
         token_file = folder / commune_id / "province.token"
         token_file.parent.mkdir(parents=True, exist_ok=True)
         token_file.write_text(province.enroll(commune_id, "commune") + "\n")
+        link = Link(index).create() if commune_id in linked else None
         coordinator = Coordinator(
             folder / commune_id / "coordinator",
             {
-                "PHONGHOP_PROVINCE_URL": province.url,
+                "PHONGHOP_PROVINCE_URL": f"http://{link.host_address}:{province.port}" if link else province.url,
                 "PHONGHOP_PROVINCE_TOKEN_FILE": str(token_file),
                 "PHONGHOP_COMMUNE_ID": commune_id,
             },
+            prefix=link.prefix if link else (),
         )
-        lab.communes[commune_id] = Commune(commune_id, coordinator, token_file)
+        if link is not None:
+            link.expose(coordinator.port)
+        lab.communes[commune_id] = Commune(commune_id, coordinator, token_file, link)
     with ThreadPoolExecutor() as pool:  # the coordinators start (migrations, imports) side by side
         list(pool.map(lambda c: c.coordinator.start(), lab.communes.values()))
     for commune_id, rooms in communes.items():
         commune = lab.communes[commune_id]
         for room, group in rooms:
-            commune.rooms[room] = _agent(commune.coordinator, room, group, folder / commune_id / "rooms", room_media)
+            commune.rooms[room] = _agent(
+                commune.coordinator, room, group, folder / commune_id / "rooms", room_media, commune.link
+            )
             commune.groups[room] = group
     return lab
 
@@ -138,9 +158,15 @@ def _local_api_up(agent: Agent) -> bool:
         return False
 
 
-def _agent(coordinator: Coordinator, room: str, group: str, folder: Path, media: str) -> Agent:
+def _agent(
+    coordinator: Coordinator, room: str, group: str, folder: Path, media: str, link: Link | None = None
+) -> Agent:
     token = coordinator.enroll(room, group)
-    return Agent(coordinator, room, token, folder / room, media, local_api_port=free_port()).start()
+    port = free_port()
+    if link is not None:
+        link.expose(port)
+    prefix = link.prefix if link is not None else ()
+    return Agent(coordinator, room, token, folder / room, media, local_api_port=port, prefix=prefix).start()
 
 
 # --- what a room receives, read back from its local API ----------------------------------

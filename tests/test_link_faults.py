@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Agent, Coordinator, holds, sample, wait_for
-from tests.netlab import RoomLink
+from tests.netlab import Link
 
 ROOMS = {"ubnd": "hall", "tdp-01": "residential_group", "tdp-02": "residential_group"}
 BEHIND = "tdp-02"  # the room behind the link
@@ -26,7 +26,7 @@ RECOVERY = 30  # seconds a test waits for the room to be back in media (the goal
 @dataclass
 class Commune:
     coordinator: Coordinator
-    link: RoomLink
+    link: Link
     meeting: int
 
     def in_meeting(self, room: str) -> bool:
@@ -43,7 +43,7 @@ class Commune:
 @pytest.fixture(scope="module")
 def commune(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Commune]:
     folder = Path(tmp_path_factory.mktemp("link-faults"))
-    link = RoomLink(7).create()
+    link = Link(7).create()
     # Listening on every address: the room behind the link dials this machine's end of it.
     coordinator = Coordinator(folder / "coordinator", {"PHONGHOP_HOST": "0.0.0.0"}).start()
     agents: list[Agent] = []

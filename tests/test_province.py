@@ -9,12 +9,15 @@ The waits leave room for a busy machine; the target times are measured
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,8 +28,8 @@ from websockets.asyncio.client import connect
 
 from phonghop.protocol import Hand, Hello
 from tests.alerting import MonitoringStack, Timing
-from tests.harness import free_port, sample, wait_for
-from tests.province_lab import CHAIR, SOURCE, Lab, everyone_up, hears, shows, start_lab, wait_rooms
+from tests.harness import Agent, free_port, sample, wait_for
+from tests.province_lab import CHAIR, SOURCE, Commune, Lab, everyone_up, hears, shows, start_lab, wait_rooms
 from tests.webtools import signed_in
 
 COMMUNES = {
@@ -36,6 +39,7 @@ COMMUNES = {
 }
 
 
+CUT = "xa-a"  # the commune behind a link of its own, the one the fault tests cut
 PROVINCE_LABEL = "tinh-thu-nghiem"  # the province's own `commune` label in its Prometheus
 VIEWER = ("can-bo-tinh", "mat-khau-xem-cac-xa")
 
@@ -52,6 +56,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, prometheus_port: int) -> Itera
         Path(tmp_path_factory.mktemp("province")),
         COMMUNES,
         province_env={"PHONGHOP_PROMETHEUS_URL": f"http://127.0.0.1:{prometheus_port}"},
+        linked=(CUT,),
     )
     added = started.province.add_user(VIEWER[0], "viewer", VIEWER[1])
     assert added.returncode == 0, added.stderr
@@ -61,34 +66,43 @@ def lab(tmp_path_factory: pytest.TempPathFactory, prometheus_port: int) -> Itera
 
 @pytest.fixture(scope="module")
 def monitoring(lab: Lab, prometheus_port: int) -> Iterator[MonitoringStack]:
-    """The province's Prometheus (taking remote writes) and commune A's, configured by the monitoring role;
-    B and C have no monitoring yet. Returns the province's."""
-    province_url = f"http://127.0.0.1:{prometheus_port}"
-    with ThreadPoolExecutor() as pool:  # the role renders both side by side
-        province, commune_a = pool.map(
-            lambda args: MonitoringStack(*args),
-            [
-                (
-                    lab.folder / "province-monitoring",
-                    lab.province.port,
-                    None,
-                    Timing(),
-                    {"monitoring_commune": PROVINCE_LABEL, "monitoring_remote_write_receiver": True},
-                    prometheus_port,
-                ),
-                (
-                    lab.folder / "xa-a-monitoring",
-                    lab.communes["xa-a"].coordinator.port,
-                    None,
-                    Timing(),
-                    {"monitoring_commune": "xa-a", "monitoring_remote_write_url": f"{province_url}/api/v1/write"},
-                ),
-            ],
+    """The province's Prometheus (taking remote writes) and each commune's, configured by the monitoring
+    role; a commune's runs inside the commune and writes across its link. Returns the province's."""
+    province = MonitoringStack(
+        lab.folder / "province-monitoring",
+        lab.province.port,
+        None,
+        Timing(),
+        {"monitoring_commune": PROVINCE_LABEL, "monitoring_remote_write_receiver": True},
+        prometheus_port,
+        listen_address="0.0.0.0",  # the linked communes write across their links
+    )
+
+    def commune_stack(commune: Commune) -> MonitoringStack:
+        province_address = commune.link.host_address if commune.link else "127.0.0.1"
+        stack = MonitoringStack(
+            lab.folder / f"{commune.id}-monitoring",
+            commune.coordinator.port,
+            None,
+            Timing(),
+            {
+                "monitoring_commune": commune.id,
+                "monitoring_remote_write_url": f"http://{province_address}:{prometheus_port}/api/v1/write",
+            },
+            prefix=commune.prefix,
         )
+        if commune.link is not None:
+            commune.link.expose(stack.prometheus_port)
+        return stack
+
+    with ThreadPoolExecutor() as pool:  # the role renders them side by side
+        communes = list(pool.map(commune_stack, lab.communes.values()))
     province.start()
-    commune_a.start()
+    for stack in communes:
+        stack.start()
     yield province
-    commune_a.stop()  # first: it would wait for the province to take its last writes
+    for stack in communes:
+        stack.stop()  # first: they would wait for the province to take their last writes
     province.stop()
 
 
@@ -138,24 +152,20 @@ def _communes(client: httpx.Client) -> dict[str, dict[str, str]]:
 
 
 def test_the_province_page_shows_every_commune(lab: Lab, meeting: int, monitoring: MonitoringStack) -> None:
-    """Commune A's Prometheus writes to the province's; B and C have no monitoring yet."""
+    """Every commune's Prometheus writes to the province's."""
+    expected = {"link": "Đang kết nối", "media": "Đang nhận", "online": "2/2", "in-meeting": "2"}
+
+    def reported(rows: dict[str, dict[str, str]]) -> dict[str, dict[str, str]] | None:
+        fresh = [row.items() >= expected.items() and row["reported"].startswith("cách đây") for row in rows.values()]
+        return rows if set(rows) >= set(COMMUNES) and all(fresh) else None
+
     with signed_in(lab.province, *VIEWER) as (client, _):
-        rows = wait_for(
-            lambda: (found := _communes(client)).get("xa-a", {}).get("in-meeting") == "2" and found,
-            60,
-            "commune A's rooms in the meeting, on the province page",
-        )
+        rows = wait_for(lambda: reported(_communes(client)), 60, "every commune's report on the province page")
     assert set(rows) == set(COMMUNES), "one row per commune, none for the province itself"
-    assert rows["xa-a"]["link"] == "Đang kết nối"
-    assert rows["xa-a"]["media"] == "Đang nhận"
-    assert rows["xa-a"]["online"] == "2/2"
-    assert rows["xa-a"]["reported"].startswith("cách đây")
-    for commune in ("xa-b", "xa-c"):
-        assert rows[commune]["link"] == "Đang kết nối"
-        assert rows[commune]["online"] == "—"
-        assert rows[commune]["reported"] == "Chưa nhận được số liệu"
-    written = monitoring.query('phonghop_room_up{commune="xa-a"}')
-    assert sorted(s["metric"]["room"] for s in written) == sorted(r for r, _ in COMMUNES["xa-a"])
+    written = monitoring.query(f'phonghop_room_up{{group!="commune",commune!="{PROVINCE_LABEL}"}}')
+    assert sorted((s["metric"]["commune"], s["metric"]["room"]) for s in written) == sorted(
+        (c, room) for c, rooms in COMMUNES.items() for room, _ in rooms
+    ), "each commune's rooms, under its own label"
 
 
 def _floor(lab: Lab, meeting: int) -> dict[str, Any]:
@@ -211,17 +221,108 @@ def _floor_everywhere(lab: Lab, meeting: int, speaker: str, before: dict[str, fl
     assert after["xa-c"] == before["xa-c"], (before, after)
 
 
-def test_a_cut_uplink_falls_back_to_the_hall_and_comes_back(
+CUT_SECONDS = 60
+
+
+def test_a_cut_uplink_falls_back_to_the_hall_and_loses_no_series(
     lab: Lab, meeting: int, monitoring: MonitoringStack
 ) -> None:
-    """Commune A loses the province (its token is re-issued there: the province closes the link and
-    refuses the old token); its rooms stay in their meeting on the hall's picture, the others see no
-    change, and A is back with the chair soon after its new token arrives, with no other step."""
-    commune, rooms = lab.communes["xa-a"], lab.rooms()
+    """Commune A's own link cut for real for a minute (no carrier on its veth): its rooms stay in their
+    meeting on the hall's picture, B and C see no gap, the province says once that A is unreachable; with
+    the link back, A's rooms show the chair again and A's Prometheus delivers what it kept."""
+    commune, rooms = lab.communes[CUT], lab.rooms()
+    assert commune.link is not None
+    a_rooms = {room: rooms[room] for room in commune.rooms if room != commune.hall}
+    others = {room: agent for room, agent in rooms.items() if room not in commune.rooms}
+    with _lapses(others, lambda agent: shows(agent, CHAIR)) as lapses:
+        cut_at = time.time()
+        commune.link.cut()
+        try:
+            seconds = wait_rooms(
+                a_rooms,
+                lambda agent: shows(agent, commune.hall) and hears(agent, commune.hall),
+                10,
+                "commune A's rooms to fall back to their hall",
+            )
+            print(f"MEASURED link cut: hall on commune A's rooms {seconds:.2f} s after the cut")
+            wait_for(
+                lambda: sample(commune.coordinator.metrics(), "phonghop_uplink_up", commune=CUT) == 0,
+                20,
+                "commune A to see its uplink down",
+            )
+            with commune.coordinator.api() as api:
+                local = [m for m in api.get("/api/v1/meetings").json() if m["running"]]
+            assert sorted(local[0]["running"]["joined"]) == sorted(commune.rooms), "A's rooms stay in their meeting"
+            _the_province_sees_a_cut(lab, monitoring)
+            time.sleep(max(0.0, cut_at + CUT_SECONDS - time.time()))
+        finally:
+            commune.link.restore()
+        seconds = wait_rooms(
+            commune.rooms, lambda agent: shows(agent, CHAIR) and hears(agent, CHAIR), 30, "the chair back at A"
+        )
+        print(f"MEASURED link back after {CUT_SECONDS} s: chair on commune A's rooms {seconds:.2f} s later")
+    assert not lapses, f"B's and C's rooms lost the chair's picture for a second or more: {lapses}"
+    _nothing_missing_from(monitoring, f'phonghop_room_up{{commune="{CUT}",room="{commune.hall}"}}', cut_at)
+
+
+@contextmanager
+def _lapses(agents: dict[str, Agent], ok: Callable[[Agent], bool]) -> Iterator[list[tuple[str, float]]]:
+    """Watches the rooms while the block runs; yields the (room, second) of every reading where ``ok`` failed.
+    A room reads its program's code from frames of the last second: one failed reading is a gap of a second."""
+    lapses: list[tuple[str, float]] = []
+    done = threading.Event()
+    started = time.monotonic()
+
+    def watch() -> None:
+        with ThreadPoolExecutor(len(agents)) as pool:
+            while not done.wait(0.25):
+                readings = pool.map(lambda agent: _reading(ok, agent), agents.values())
+                for room, good in zip(agents, readings, strict=True):
+                    if good is False:
+                        lapses.append((room, round(time.monotonic() - started, 1)))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield lapses
+    finally:
+        done.set()
+        watcher.join()
+
+
+def _reading(ok: Callable[[Agent], bool], agent: Agent) -> bool | None:
+    """``ok`` for the room now; None when its local API did not answer (a busy machine, not a gap)."""
+    try:
+        return ok(agent)
+    except httpx.HTTPError:
+        return None
+
+
+def _nothing_missing_from(monitoring: MonitoringStack, series: str, since: float) -> None:
+    """Once the backlog has arrived, the province holds the series at every scrape since ``since``."""
+    window = int(time.time() - since) + 30
+
+    def delivered() -> list[float]:
+        found = monitoring.query(f"{series}[{window}s]")
+        stamps = [float(at) for at, _ in found[0]["values"]] if found else []
+        return stamps if stamps and stamps[-1] > time.time() - 5 else []
+
+    stamps = wait_for(delivered, 60, f"the backlog of {series} at the province")
+    stamps = [at for at in stamps if at >= since - 5]
+    widest = max(later - earlier for earlier, later in itertools.pairwise(stamps))
+    print(f"MEASURED remote write after the cut: {len(stamps)} samples, widest gap {widest:.1f} s")
+    assert widest < 3, f"{series} has a {widest:.1f} s hole at the province (scraped every second)"
+
+
+def test_a_reissued_commune_token_cuts_the_uplink_until_the_new_one_arrives(lab: Lab, meeting: int) -> None:
+    """Commune A's token is re-issued at the province: the province closes the link and refuses the old
+    token; A's rooms stay in their meeting on the hall's picture, the others see no change, and A is back
+    with the chair soon after its new token arrives, with no other step."""
+    commune, rooms = lab.communes[CUT], lab.rooms()
     a_rooms = {room: rooms[room] for room in commune.rooms if room != commune.hall}
     others = {room: agent for room, agent in rooms.items() if room not in commune.rooms}
     with lab.province.api() as api:
-        response = api.post("/api/v1/rooms/xa-a/token")
+        response = api.post(f"/api/v1/rooms/{CUT}/token")
         cut = time.monotonic()
     response.raise_for_status()
     seconds = wait_rooms(
@@ -230,25 +331,21 @@ def test_a_cut_uplink_falls_back_to_the_hall_and_comes_back(
         10,
         "commune A's rooms to fall back to their hall",
     )
-    print(f"MEASURED uplink cut: hall on commune A's rooms {seconds:.2f} s after the cut")
-    assert sample(commune.coordinator.metrics(), "phonghop_uplink_up", commune="xa-a") == 0
-    with commune.coordinator.api() as api:
-        local = [m for m in api.get("/api/v1/meetings").json() if m["running"]]
-    assert sorted(local[0]["running"]["joined"]) == sorted(commune.rooms), "A's rooms stay in their meeting"
+    print(f"MEASURED token re-issued: hall on commune A's rooms {seconds:.2f} s later")
+    assert sample(commune.coordinator.metrics(), "phonghop_uplink_up", commune=CUT) == 0
     assert all(shows(agent, CHAIR) for agent in others.values()), "the other communes saw a change"
-    _the_province_sees_a_cut(lab, monitoring)
 
     commune.token_file.write_text(response.json()["token"] + "\n")
     back = time.monotonic()
     seconds = wait_rooms(
         commune.rooms, lambda agent: shows(agent, CHAIR) and hears(agent, CHAIR), 20, "the chair back at A"
     )
-    print(f"MEASURED uplink back: chair on commune A's rooms {seconds:.2f} s after the token ({back - cut:.1f} s cut)")
-    assert (sample(commune.coordinator.metrics(), "phonghop_uplink_reconnects_total", commune="xa-a") or 0) >= 1
+    print(f"MEASURED new token: chair on commune A's rooms {seconds:.2f} s after it ({back - cut:.1f} s cut)")
+    assert (sample(commune.coordinator.metrics(), "phonghop_uplink_reconnects_total", commune=CUT) or 0) >= 1
 
 
 def _the_province_sees_a_cut(lab: Lab, monitoring: MonitoringStack) -> None:
-    """Commune A's link is down: the page says so, and A's own report still arrives; the province's
+    """Commune A's link is down: the page says so (and shows A's last report); the province's
     Prometheus alerts about commune A as a participant, never about another commune."""
     with signed_in(lab.province, *VIEWER) as (client, _):
         rows = wait_for(
@@ -257,7 +354,7 @@ def _the_province_sees_a_cut(lab: Lab, monitoring: MonitoringStack) -> None:
             "the province page to show commune A's link down",
         )
     assert rows["xa-b"]["link"] == "Đang kết nối"
-    assert rows["xa-a"]["in-meeting"] == "2", "A's rooms stay in their meeting"
+    assert rows["xa-a"]["in-meeting"] == "2", "A's last report: its rooms in the meeting"
     firing = wait_for(
         lambda: [a for a in monitoring.alerts() if a["labels"]["alertname"] == "PhongHopCommuneUnreachable"],
         30,
@@ -265,9 +362,15 @@ def _the_province_sees_a_cut(lab: Lab, monitoring: MonitoringStack) -> None:
     )
     assert [a["labels"]["room"] for a in firing] == ["xa-a"]
     # Alerts on what the communes wrote here carry their own commune label: the province's Alertmanager
-    # routes those to nobody (each commune's own Alertmanager tells its technician).
-    alerts = [a for a in monitoring.alerts() if a["labels"]["commune"] == PROVINCE_LABEL and "room" in a["labels"]]
-    assert {a["labels"]["room"] for a in alerts} == {"xa-a"}, alerts
+    # routes those to nobody (each commune's own Alertmanager tells its technician). None of the
+    # province's own alerts is about a commune's room.
+    ours = {
+        (a["labels"]["alertname"], a["labels"]["room"])
+        for a in monitoring.alerts()
+        if a["labels"]["commune"] == PROVINCE_LABEL and "room" in a["labels"]
+    }
+    commune_rooms = {room for commune in lab.communes.values() for room in commune.rooms}
+    assert not {room for _, room in ours} & commune_rooms, ours
 
 
 def test_a_restarted_province_resumes_everywhere(lab: Lab, meeting: int) -> None:
@@ -348,3 +451,14 @@ def test_a_commune_coordinator_stops_at_once_with_its_uplink_open(lab: Lab, meet
         10,
         "the province to see the commune leave",
     )
+
+
+def test_a_commune_just_enrolled_shows_with_no_report_yet(lab: Lab, monitoring: MonitoringStack) -> None:
+    """Last: the newcomer stays offline, and the province alerts about it as it should."""
+    newcomer = "xa-moi"
+    lab.province.enroll(newcomer, "commune")
+    with signed_in(lab.province, *VIEWER) as (client, _):
+        rows = wait_for(lambda: newcomer in (found := _communes(client)) and found, 30, "the new commune's row")
+    assert rows[newcomer]["link"] == "Mất kết nối"
+    assert rows[newcomer]["online"] == "—"
+    assert rows[newcomer]["reported"] == "Chưa nhận được số liệu"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -16,7 +17,17 @@ def test_a_commune_writes_its_series_to_the_province(tmp_path: Path) -> None:
     )
     prometheus = yaml.safe_load((config / "prometheus.yml").read_text())
     assert prometheus["global"]["external_labels"] == {"commune": "xa-a"}
-    assert prometheus["remote_write"] == [{"url": "http://tinh.example:9090/api/v1/write"}]
+    [target] = prometheus["remote_write"]
+    assert target["url"] == "http://tinh.example:9090/api/v1/write"
+    # Only scraped series go: what the rules make, the province makes itself from them.
+    [drop] = target["write_relabel_configs"]
+    assert (drop["source_labels"], drop["action"]) == (["__name__"], "drop")
+    sent = [
+        name
+        for name in ("phonghop_room_up", "up", "ALERTS", "ALERTS_FOR_STATE", "room:phonghop_room_available:bool")
+        if not re.fullmatch(drop["regex"], name)  # Prometheus anchors its regexes
+    ]
+    assert sent == ["phonghop_room_up", "up"]
 
 
 def test_a_commune_alone_writes_nowhere(tmp_path: Path) -> None:
