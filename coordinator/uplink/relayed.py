@@ -175,9 +175,14 @@ class RelayedMeeting:
         holder, _, room = (target or "").partition("/")
         ours = holder == self.commune
         local = room if ours and room in active.expected else None
+        # What goes up switches in the same reroute as the local program, so the keyframe the room starts
+        # with goes up too (the province shows its floor everywhere and will ask for this picture); asked
+        # for a moment later, the next keyframe would be a second away.
+        if local is not None:
+            self.relay.wanted["video"] = True
+        self.relay.up_source = local or self.fallback
         if active.floor_target != local:
             await self._live.set_floor(active.meeting_id, local)
-        self.relay.up_source = local or self.fallback
         active.router.reroute()
         log.info("province floor: %s; sending up %s when asked", target or "the chair", self.relay.up_source)
 
