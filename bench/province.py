@@ -1,10 +1,11 @@
 """The province node's cost per commune: CPU per forwarded packet and link bytes, with real processes.
 
-    python -m bench.province --communes 3 --seconds 30
+    python -m bench.province --communes 3 --rooms 1 --seconds 30
 
 A province coordinator and its chair room (the reference test source: 640x360,
-15 fps, 500 kbit/s VP8 and Opus) and N commune coordinators, each with one
-simulated room, in one province meeting with nobody on the floor. After the
+15 fps, 500 kbit/s VP8 and Opus) and N commune coordinators, each with
+``--rooms`` simulated rooms (a hall and residential groups), in one province
+meeting with nobody on the floor. After the
 warm-up the province process's CPU time (from /proc, 100 % = one core), the
 packets it forwarded and the bytes it sent to and received from each commune
 are read over the window. One JSON line per run.
@@ -55,6 +56,7 @@ def _measure(lab: Lab, seconds: float) -> dict[str, object]:
     )
     return {
         "communes": len(communes),
+        "rooms_per_commune": len(next(iter(lab.communes.values())).rooms),
         "province_cpu_percent": round(100 * cpu / elapsed, 1),
         "forwarded_per_second": round(forwarded / elapsed),
         "us_per_forwarded_packet": round(1e6 * cpu / forwarded, 1) if forwarded else None,
@@ -66,10 +68,15 @@ def _measure(lab: Lab, seconds: float) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--communes", type=int, default=3)
+    parser.add_argument("--rooms", type=int, default=1, help="rooms per commune")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=10)
     args = parser.parse_args()
-    communes = {f"xa-{i:02d}": [(f"x{i:02d}-ubnd", "hall")] for i in range(1, args.communes + 1)}
+    communes = {
+        f"xa-{i:02d}": [(f"x{i:02d}-ubnd", "hall")]
+        + [(f"x{i:02d}-tdp-{r:02d}", "residential_group") for r in range(1, args.rooms)]
+        for i in range(1, args.communes + 1)
+    }
     folder = Path(tempfile.mkdtemp(prefix="phonghop-province-"))
     lab = start_lab(folder, communes, "[media]\ndecode = false\n", REFERENCE)
     try:

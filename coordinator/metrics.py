@@ -1,4 +1,4 @@
-"""Prometheus metrics, read from the live state at scrape time.
+"""Prometheus metrics, read from the live state at scrape time (in the event loop: /metrics is async).
 
 A collector that reads the live state and the registry cannot drift from them, and a
 removed room simply disappears from the next scrape.
@@ -6,9 +6,10 @@ removed room simply disappears from the next scrape.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -105,6 +106,11 @@ class StateCollector(Collector):
                 in_meeting.add_metric([room_id, label], 1.0 if meeting.in_meeting(room_id) else 0.0)
         yield from (active, expected, in_meeting, meeting_info, next_start)
         yield from self._media()
+        tasks = GaugeMetricFamily(
+            "phonghop_coordinator_tasks", "Asyncio tasks alive in the coordinator (a leak shows as steady growth)"
+        )
+        tasks.add_metric([], float(len(asyncio.all_tasks())))
+        yield tasks
 
     def _media(self) -> Iterator[Metric]:
         live = self._live
@@ -201,6 +207,7 @@ def build_registry(
     readiness: ReadinessStore,
 ) -> tuple[CollectorRegistry, ControlMetrics]:
     collectors = CollectorRegistry()
+    ProcessCollector(registry=collectors)  # memory, open files and CPU of the coordinator process
     collectors.register(StateCollector(connections, live, registry, next_starts))
     collectors.register(ReadinessCollector(readiness))
     return collectors, ControlMetrics(collectors)

@@ -66,6 +66,11 @@ def test_scheduled_meeting_starts_and_metrics_tell_the_truth(
         assert sample(metrics, "phonghop_room_device_ok", room=room, device="microphone") == 1
     assert sample(metrics, "phonghop_room_device_ok", room="tdp-01", device="camera") == 1
     assert sample(metrics, "phonghop_room_device_ok", room="th-phong-son", device="camera") == 0
+    # The process itself, for the soak and for an operator: tasks (a room's peer and channel are a few each),
+    # open files and memory.
+    assert sample(metrics, "phonghop_coordinator_tasks") > len(ROOMS)
+    assert sample(metrics, "process_open_fds") > len(ROOMS)
+    assert sample(metrics, "process_resident_memory_bytes") > 50e6
 
     with coordinator.api() as api:
         running = api.get(f"/api/v1/meetings/{meeting}").json()["running"]
