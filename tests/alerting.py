@@ -30,6 +30,7 @@ from tests.monitoring_config import ROOT, render
 
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
 MONITORING_DEFAULTS = ROOT / "roles" / "monitoring" / "defaults" / "main.yml"  # every duration the rules take
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.alerting import NODE_EXPORTER, MonitoringStack, Timing
 from tests.harness import BOTH_DATABASES, Agent, Coordinator, Samples, free_port, holds, sample, wait_for
 from tests.postgres import PostgresServer
 from tests.webtools import signed_in
@@ -255,16 +256,40 @@ def test_a_database_outage_mid_meeting_loses_nothing(
 
 
 def test_a_full_database_disk_mid_meeting_loses_nothing(tmp_path: Path) -> None:
-    """The coordinator's database on a small filesystem of its own, filled up during a meeting: media
-    and the meeting go on, a change is refused with a clear error, what was stored stays, and once
-    there is space again it all works without a restart."""
-    disk = tmp_path / "disk"
+    """The server's disks fill up during a meeting: media and the meeting go on, a change is refused with
+    a clear error, the monitoring says a disk is nearly full, what was stored stays, and once there is
+    space again it all works without a restart.
+
+    The database sits on a small tmpfs, where SQLite's refusal is certain (on ext4 its write-ahead log
+    reuses the space it already holds, so a small change may still go through); the alert is about an
+    ext4 disk beside it, filled too (node exporter leaves tmpfs out, as the rule does)."""
+    disk, data_disk, image = tmp_path / "disk", tmp_path / "data", tmp_path / "data.img"
     disk.mkdir()
+    data_disk.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+    subprocess.run(["truncate", "-s", "8M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], check=True)
+    subprocess.run(["mount", "-o", "loop", str(image), str(data_disk)], check=True)
     coordinator = Coordinator(tmp_path / "coordinator", {"PHONGHOP_DATABASE_URL": f"sqlite:///{disk / 'db.sqlite'}"})
+    exporter_port = free_port()
+    # This machine's node exporter, as the role runs it on the server (only its filesystem collector).
+    listen = f"--web.listen-address=127.0.0.1:{exporter_port}"
+    exporter = subprocess.Popen(
+        [NODE_EXPORTER, listen, "--collector.disable-defaults", "--collector.filesystem"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    monitoring: MonitoringStack | None = None
     agents: list[Agent] = []
     try:
         coordinator.start()
+        monitoring = stack = MonitoringStack(
+            tmp_path / "monitoring",
+            coordinator.port,
+            None,
+            Timing(),
+            {"monitoring_node_exporter_groups": ["coordinator"], "monitoring_node_exporter_port": exporter_port},
+        ).start()
         for room in ("ubnd", "tdp-01"):
             token = coordinator.enroll(room, ROOMS[room])
             agents.append(Agent(coordinator, room, token, tmp_path / "rooms" / room).start())
@@ -273,7 +298,8 @@ def test_a_full_database_disk_mid_meeting_loses_nothing(tmp_path: Path) -> None:
             wait_for(lambda room=room: _in_meeting(coordinator, room, meeting), 20, f"{room} in the meeting")
 
         filler = disk / "filler"
-        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, check=False)
+        for full in (filler, data_disk / "filler"):
+            subprocess.run(["dd", "if=/dev/zero", f"of={full}", "bs=64k"], capture_output=True, check=False)
         with coordinator.api() as api:
             refused = api.patch(f"/api/v1/meetings/{meeting}", json={"title": "Giao ban (đổi tên)"})
             holds(
@@ -284,6 +310,13 @@ def test_a_full_database_disk_mid_meeting_loses_nothing(tmp_path: Path) -> None:
             assert refused.status_code == 503, refused.text
             assert refused.json()["error"]["code"] == "database_unavailable"
             assert api.get(f"/api/v1/meetings/{meeting}").json()["title"] == "Giao ban tuần", "what was stored stays"
+            alert = wait_for(
+                lambda: [a for a in stack.alerts() if a["labels"].get("mountpoint") == str(data_disk)],
+                30,
+                "the disk alert",
+            )
+            assert alert[0]["labels"]["alertname"] == "PhongHopDiskNearlyFull"
+            assert "sắp đầy" in alert[0]["annotations"]["summary"]
 
             filler.unlink()
             changed = api.patch(f"/api/v1/meetings/{meeting}", json={"title": "Giao ban (đổi tên)"})
@@ -296,7 +329,12 @@ def test_a_full_database_disk_mid_meeting_loses_nothing(tmp_path: Path) -> None:
         for agent in agents:
             agent.stop()
         coordinator.stop()
-        subprocess.run(["umount", str(disk)], check=False)
+        if monitoring is not None:
+            monitoring.stop()
+        exporter.terminate()
+        exporter.wait()
+        for mounted in (disk, data_disk):
+            subprocess.run(["umount", str(mounted)], check=False)
 
 
 def test_operator_commands_reach_the_agent_and_come_back(
