@@ -164,14 +164,19 @@ def missing_commune_name(communes: dict[str, Any]) -> None:
     del communes["phong-son"]["phonghop_commune_name"]
 
 
+def commune_id_unlike_its_monitoring_label(communes: dict[str, Any]) -> None:
+    communes["cam-thuy"] = communes.pop("phong-son")  # Phong Sơn's monitoring labels it phong-son
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
         (invalid_commune_id, ["Phong_Son", "mã xã"]),
         (missing_commune_inventory, ["cam-tu", "cam_tu/hosts.yml", "phonghop_commune_inventory"]),
         (missing_commune_name, ["phong-son", "phonghop_commune_name"]),
+        (commune_id_unlike_its_monitoring_label, ["cam-thuy", "commune='phong-son'", "monitoring_commune: cam-thuy"]),
     ],
-    ids=["invalid-commune-id", "missing-commune-inventory", "missing-commune-name"],
+    ids=["invalid-commune-id", "missing-commune-inventory", "missing-commune-name", "commune-id-not-its-label"],
 )
 def test_wrong_province_inventory_fails_early(tmp_path: Path, mutate: Any, expected: list[str]) -> None:
     inventory = broken_province_inventory(tmp_path, mutate)
@@ -243,8 +248,9 @@ def lab() -> Any:
 @needs_root
 @lab_scenario
 def test_molecule_default(lab: str) -> None:
-    """Coordinator + monitoring + 2 rooms: converge site.yml, idempotence, verify (services, rooms up,
-    Prometheus targets, --check --diff clean, watchdog restart). The hosts stay up for new_room."""
+    """Coordinator + monitoring + 2 rooms and the province node: converge site.yml then province.yml,
+    idempotence on every host, verify (services, rooms up, Prometheus targets, the commune online at the
+    province, province.yml --check clean, watchdog restart). The hosts stay up for new_room."""
     timings = molecule_test("default", "--destroy=never")
     assert {"converge", "idempotence", "verify"} <= timings.keys()
 
