@@ -68,13 +68,18 @@ def test_playbook_syntax(playbook: str) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-def test_lab_inventory_links_every_group_vars_file() -> None:
-    """The lab reuses the real group_vars through symlinks; a new file there must be linked too."""
-    real = ROOT / "inventory" / "phong_son" / "group_vars"
+@pytest.mark.parametrize(
+    ("inventory", "groups"),
+    [("phong_son", "*"), ("thanh_hoa", "province"), ("thanh_hoa", "communes")],
+)
+def test_lab_inventory_links_every_group_vars_file(inventory: str, groups: str) -> None:
+    """The lab reuses the real group_vars through symlinks (the commune's, and the province's for its node
+    and its communes); a new file there must be linked too."""
+    real = ROOT / "inventory" / inventory / "group_vars"
     lab = ROOT / "molecule" / "inventory" / "group_vars"
     missing = [
         str(f.relative_to(real))
-        for f in real.glob("*/*.yml")
+        for f in real.glob(f"{groups}/*.yml")
         if not (lab / f.relative_to(real)).is_symlink() or (lab / f.relative_to(real)).resolve() != f.resolve()
     ]
     assert not missing, f"link these into molecule/inventory/group_vars (same name): {missing}"
@@ -124,6 +129,58 @@ def missing_coordinator_url(_: dict[str, Any], inventory: Path) -> None:
 def test_wrong_inventory_fails_early_naming_the_variable(tmp_path: Path, mutate: Any, expected: list[str]) -> None:
     inventory = broken_inventory(tmp_path, mutate)
     result = run([str(VENV_BIN / "ansible-playbook"), "-i", str(inventory / "hosts.yml"), "playbooks/site.yml"], 300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    for text in expected:
+        assert text in output, f"{text!r} not in the failure:\n{output[-3000:]}"
+    assert "UNREACHABLE" not in output, (
+        f"the run tried to reach hosts before rejecting the inventory:\n{output[-3000:]}"
+    )
+
+
+def broken_province_inventory(tmp_path: Path, mutate: Any) -> Path:
+    """A copy of the province's inventory (beside a copy of Phong Sơn's, which it names) whose hosts
+    cannot be reached: only checks that run before any connection can produce the expected message."""
+    for name in ("thanh_hoa", "phong_son"):
+        shutil.copytree(ROOT / "inventory" / name, tmp_path / name)
+    inventory = tmp_path / "thanh_hoa"
+    hosts = yaml.safe_load((inventory / "hosts.yml").read_text())
+    hosts["all"].setdefault("vars", {}).update({"ansible_port": 1})
+    hosts["all"]["children"]["province"]["hosts"]["may-chu-tinh"] = {"ansible_host": "127.0.0.1"}
+    mutate(hosts["all"]["children"]["communes"]["hosts"])
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts, allow_unicode=True))
+    return inventory
+
+
+def invalid_commune_id(communes: dict[str, Any]) -> None:
+    communes["Phong_Son"] = communes.pop("phong-son")
+
+
+def missing_commune_inventory(communes: dict[str, Any]) -> None:
+    communes["cam-tu"] = {"phonghop_commune_name": "Xã Cẩm Tú", "phonghop_commune_inventory": "../cam_tu"}
+
+
+def missing_commune_name(communes: dict[str, Any]) -> None:
+    del communes["phong-son"]["phonghop_commune_name"]
+
+
+def commune_id_unlike_its_monitoring_label(communes: dict[str, Any]) -> None:
+    communes["cam-thuy"] = communes.pop("phong-son")  # Phong Sơn's monitoring labels it phong-son
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (invalid_commune_id, ["Phong_Son", "mã xã"]),
+        (missing_commune_inventory, ["cam-tu", "cam_tu/hosts.yml", "phonghop_commune_inventory"]),
+        (missing_commune_name, ["phong-son", "phonghop_commune_name"]),
+        (commune_id_unlike_its_monitoring_label, ["cam-thuy", "commune='phong-son'", "monitoring_commune: cam-thuy"]),
+    ],
+    ids=["invalid-commune-id", "missing-commune-inventory", "missing-commune-name", "commune-id-not-its-label"],
+)
+def test_wrong_province_inventory_fails_early(tmp_path: Path, mutate: Any, expected: list[str]) -> None:
+    inventory = broken_province_inventory(tmp_path, mutate)
+    result = run([str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/province.yml"], 300)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     for text in expected:
@@ -191,8 +248,9 @@ def lab() -> Any:
 @needs_root
 @lab_scenario
 def test_molecule_default(lab: str) -> None:
-    """Coordinator + monitoring + 2 rooms: converge site.yml, idempotence, verify (services, rooms up,
-    Prometheus targets, --check --diff clean, watchdog restart). The hosts stay up for new_room."""
+    """Coordinator + monitoring + 2 rooms and the province node: converge site.yml then province.yml,
+    idempotence on every host, verify (services, rooms up, Prometheus targets, the commune online at the
+    province, province.yml --check clean, watchdog restart). The hosts stay up for new_room."""
     timings = molecule_test("default", "--destroy=never")
     assert {"converge", "idempotence", "verify"} <= timings.keys()
 
