@@ -103,7 +103,7 @@ def start_lab(
     """The province (with ``province_env`` settings) and its chair, then each commune
     (``id -> [(room, group)]``, hall first). The communes in ``linked`` sit behind a network link of
     their own (coordinator and rooms in its namespace, their ports reachable here through consoles)."""
-    # Heartbeats a little slower than the other tests': eleven busy processes on two cores.
+    # Heartbeats a little slower than the other tests': a dozen busy processes on two cores.
     reachable = {"PHONGHOP_HOST": "0.0.0.0"} if linked else {}  # the linked communes dial across their link
     province = Coordinator(folder / "province", {**PROVINCE_HEARTBEATS, **reachable, **(province_env or {})}).start()
     chair = _agent(province, CHAIR, "hall", folder / "province-rooms", chair_media)

@@ -1,7 +1,7 @@
 """The province cascade with real processes: a province coordinator and its chair, commune coordinators
 that dial it as participants, and their rooms, all with real aiortc peers.
 
-One lab serves the whole file (starting eleven processes and two Prometheus
+One lab serves the whole file (starting fourteen processes and four Prometheus
 servers is most of its cost); the tests run in order on one province meeting.
 The waits leave room for a busy machine; the target times are measured
 (MEASURED lines) and written down in docs/BENCHMARKS.md.
@@ -33,10 +33,11 @@ from tests.province_lab import CHAIR, SOURCE, Commune, Lab, everyone_up, hears, 
 from tests.webtools import signed_in
 
 COMMUNES = {
-    "xa-a": [("a-ubnd", "hall"), ("a-tdp-01", "residential_group")],
-    "xa-b": [("b-ubnd", "hall"), ("b-tdp-01", "residential_group")],
-    "xa-c": [("c-ubnd", "hall"), ("c-th-01", "school")],
+    "xa-a": [("a-ubnd", "hall"), ("a-tdp-01", "residential_group"), ("a-th-01", "school")],
+    "xa-b": [("b-ubnd", "hall"), ("b-tdp-01", "residential_group"), ("b-tram-y-te", "public_service")],
+    "xa-c": [("c-ubnd", "hall"), ("c-th-01", "school"), ("c-cong-an", "public_service")],
 }
+ROOMS_EACH = "3"  # rooms per commune, as the province page counts them
 
 
 CUT = "xa-a"  # the commune behind a link of its own, the one the fault tests cut
@@ -153,7 +154,12 @@ def _communes(client: httpx.Client) -> dict[str, dict[str, str]]:
 
 def test_the_province_page_shows_every_commune(lab: Lab, meeting: int, monitoring: MonitoringStack) -> None:
     """Every commune's Prometheus writes to the province's."""
-    expected = {"link": "Đang kết nối", "media": "Đang nhận", "online": "2/2", "in-meeting": "2"}
+    expected = {
+        "link": "Đang kết nối",
+        "media": "Đang nhận",
+        "online": f"{ROOMS_EACH}/{ROOMS_EACH}",
+        "in-meeting": ROOMS_EACH,
+    }
 
     def reported(rows: dict[str, dict[str, str]]) -> dict[str, dict[str, str]] | None:
         fresh = [row.items() >= expected.items() and row["reported"].startswith("cách đây") for row in rows.values()]
@@ -354,7 +360,7 @@ def _the_province_sees_a_cut(lab: Lab, monitoring: MonitoringStack) -> None:
             "the province page to show commune A's link down",
         )
     assert rows["xa-b"]["link"] == "Đang kết nối"
-    assert rows["xa-a"]["in-meeting"] == "2", "A's last report: its rooms in the meeting"
+    assert rows["xa-a"]["in-meeting"] == ROOMS_EACH, "A's last report: its rooms in the meeting"
     firing = wait_for(
         lambda: [a for a in monitoring.alerts() if a["labels"]["alertname"] == "PhongHopCommuneUnreachable"],
         30,
