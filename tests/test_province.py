@@ -244,12 +244,7 @@ def test_a_cut_uplink_falls_back_to_the_hall_and_loses_no_series(
         cut_at = time.time()
         commune.link.cut()
         try:
-            seconds = wait_rooms(
-                a_rooms,
-                lambda agent: shows(agent, commune.hall) and hears(agent, commune.hall),
-                10,
-                "commune A's rooms to fall back to their hall",
-            )
+            seconds = _on_their_hall(commune, a_rooms)
             print(f"MEASURED link cut: hall on commune A's rooms {seconds:.2f} s after the cut")
             wait_for(
                 lambda: sample(commune.coordinator.metrics(), "phonghop_uplink_up", commune=CUT) == 0,
@@ -269,6 +264,16 @@ def test_a_cut_uplink_falls_back_to_the_hall_and_loses_no_series(
         print(f"MEASURED link back after {CUT_SECONDS} s: chair on commune A's rooms {seconds:.2f} s later")
     assert not lapses, f"B's and C's rooms lost the chair's picture for a second or more: {lapses}"
     _nothing_missing_from(monitoring, f'phonghop_room_up{{commune="{CUT}",room="{commune.hall}"}}', cut_at)
+
+
+def _on_their_hall(commune: Commune, rooms: dict[str, Agent]) -> float:
+    """Seconds until the commune's rooms show and hear their hall instead of the province."""
+    return wait_rooms(
+        rooms,
+        lambda agent: shows(agent, commune.hall) and hears(agent, commune.hall),
+        10,
+        f"{commune.id}'s rooms to fall back to their hall",
+    )
 
 
 @contextmanager
@@ -331,12 +336,7 @@ def test_a_reissued_commune_token_cuts_the_uplink_until_the_new_one_arrives(lab:
         response = api.post(f"/api/v1/rooms/{CUT}/token")
         cut = time.monotonic()
     response.raise_for_status()
-    seconds = wait_rooms(
-        a_rooms,
-        lambda agent: shows(agent, commune.hall) and hears(agent, commune.hall),
-        10,
-        "commune A's rooms to fall back to their hall",
-    )
+    seconds = _on_their_hall(commune, a_rooms)
     print(f"MEASURED token re-issued: hall on commune A's rooms {seconds:.2f} s later")
     assert sample(commune.coordinator.metrics(), "phonghop_uplink_up", commune=CUT) == 0
     assert all(shows(agent, CHAIR) for agent in others.values()), "the other communes saw a change"
