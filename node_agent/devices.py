@@ -27,6 +27,10 @@ AUDIO_RATE = 48000
 AUDIO_BLOCK = 960  # 20 ms, one Opus frame
 
 
+# What a running agent says of a device it has not tried to open yet (it opens them when it needs them).
+NOT_CHECKED = "not checked yet"
+
+
 class DeviceError(Exception):
     """A device is missing or failed; the message says which and what to do."""
 

@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from node_agent.config import AgentConfig, ConfigError, load_config
-from node_agent.devices import DeviceError, SoundInput, SoundOutput, V4l2Camera, pick
+from node_agent.devices import NOT_CHECKED, DeviceError, SoundInput, SoundOutput, V4l2Camera, pick
 from node_agent.link import control_options, tls
 from node_agent.local_auth import SecretError, auth_headers
 from node_agent.testsource import CodeReader, TestSource
@@ -297,7 +297,9 @@ def _probe_device(config: AgentConfig, device: str) -> tuple[bool, str]:
 
 def check_devices(config: AgentConfig, report: Report, live: LiveState | None) -> None:
     for device, name in DEVICE_CHECKS.items():
-        if live is not None and device in live.devices:
+        # The running agent's view when it has one (it may hold the device); a device it has not tried
+        # yet is probed here, so that the report says what is wrong rather than "not checked".
+        if live is not None and device in live.devices and live.devices[device][1] != NOT_CHECKED:
             ok, problem = live.devices[device]
             message = "hoạt động" if ok else (problem or "không hoạt động")
         else:

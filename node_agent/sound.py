@@ -19,7 +19,7 @@ import av
 import numpy as np
 from av import AudioFrame
 
-from node_agent.devices import AUDIO_BLOCK, AUDIO_RATE, DeviceError, SoundOutput, pick
+from node_agent.devices import AUDIO_BLOCK, AUDIO_RATE, NOT_CHECKED, DeviceError, SoundOutput, pick
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Speaker:
         self._retry_at = 0.0
         self._on_change = on_change
         self._output: Output | None = None
-        self.problem: str | None = "not checked yet"
+        self.problem: str | None = NOT_CHECKED
         self._buffers: dict[str, np.ndarray] = {}
         self._resamplers: dict[str, av.AudioResampler] = {}
         self.level = 0.0  # peak of the last mixed block, 0..1

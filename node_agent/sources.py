@@ -23,7 +23,7 @@ from av.frame import Frame
 from av.packet import Packet
 
 from node_agent.config import AgentConfig
-from node_agent.devices import DeviceError, SoundInput, V4l2Camera, pick
+from node_agent.devices import NOT_CHECKED, DeviceError, SoundInput, V4l2Camera, pick
 from node_agent.encoding import (
     AUDIO_FRAME,
     AUDIO_RATE,
@@ -133,7 +133,7 @@ class FallbackTrack(MediaStreamTrack):
         self._start: float | None = None
         self._running = asyncio.Event()
         self._running.set()
-        self.problem: str | None = "not checked yet"
+        self.problem: str | None = NOT_CHECKED
         # Set by the media peer: makes the sender's encoder start a keyframe (raw-frame inputs).
         self.encoder_keyframe: Callable[[], None] | None = None
 

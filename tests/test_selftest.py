@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from node_agent.devices import NOT_CHECKED
+from node_agent.selftest import LiveState, Report, check_devices, load_config
 from tests.harness import BOTH_DATABASES, ROOT, Agent, Coordinator, free_port, sample, wait_for
 from tests.webtools import signed_in
 
@@ -107,6 +109,43 @@ def test_check_a_missing_camera(coordinator: Coordinator, tmp_path: Path) -> Non
     assert [name for name, check in checks.items() if not check["ok"]] == ["camera"]
     assert "/dev/video-khong-co" in checks["camera"]["message"]
     assert "Cắm lại camera USB" in checks["camera"]["fix"]
+
+
+def test_check_beside_a_running_agent_on_the_production_settings(coordinator: Coordinator, tmp_path: Path) -> None:
+    """A real room's settings (no test source) on this machine, which has no camera, microphone or sound
+    card: the check names what is missing for each, even for devices the idle agent has not opened yet."""
+    production = "[test_source]\nenabled = false\n"
+    token = coordinator.enroll("tdp-01")
+    agent = Agent(coordinator, "tdp-01", token, tmp_path / "tdp-01", production, local_api_port=free_port()).start()
+    try:
+        wait_for(lambda: agent.status().get("connected"), 20, "the agent connected, its local API answering")
+        code, out = _check(agent.config, "--json")
+    finally:
+        agent.stop()
+    assert code == 1
+    failed = {name: check["message"] for name, check in _by_name(out).items() if not check["ok"]}
+    assert sorted(failed) == ["camera", "loa", "micro"], failed
+    assert failed["camera"].startswith("No camera found"), failed
+    assert failed["micro"].startswith("No microphone found"), failed
+    assert failed["loa"].startswith("No speaker found"), failed
+
+
+def test_check_probes_what_the_running_agent_has_not_tried_yet(tmp_path: Path) -> None:
+    """Right after a (re)start the agent has not opened its camera and microphone yet: the check, run at
+    that moment by the provisioning, probes them itself instead of reporting "not checked yet"."""
+    (tmp_path / "room.token").write_text("x" * 32)
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        'room = "tdp-01"\ncoordinator_url = "https://phong-son.example"\n'
+        f'token_file = "{tmp_path / "room.token"}"\n[test_source]\nenabled = false\n'
+    )
+    report = Report(room="tdp-01")
+    idle = {"camera": (False, NOT_CHECKED), "microphone": (False, NOT_CHECKED), "speaker": (False, "hỏng")}
+    check_devices(load_config(config), report, LiveState(connected=True, devices=idle))
+    messages = {check.name: check.message for check in report.checks}
+    assert messages["camera"].startswith("No camera found"), messages  # this machine has none
+    assert messages["micro"].startswith("No microphone found"), messages
+    assert messages["loa"] == "Hỏng", "what the agent knows is kept"
 
 
 def test_check_an_unreadable_config(tmp_path: Path) -> None:
