@@ -326,8 +326,13 @@ class RoomSource(TrackPair["FallbackTrack"]):
         """Keep looking at the devices between meetings too, so that device_ok is always current."""
         if self.camera_choice != "test" or self.config.debug.allow_device_faults:
             # A real camera can fail at any time; simulated rooms make the slate only when needed.
-            await self.video.prepare_fallback()
-            await self.audio.prepare_fallback()
+            try:
+                await self.video.prepare_fallback()
+                await self.audio.prepare_fallback()
+            except Exception:
+                # Without a stand-in the devices are still looked at and reported (and the stand-in
+                # is tried again when a device fails).
+                log.exception("cannot make the stand-in picture and sound")
         while not stop.is_set():
             try:
                 await self.check()

@@ -13,7 +13,7 @@ import pytest
 from av.packet import Packet
 
 from node_agent.config import AgentConfig
-from node_agent.devices import DeviceError, SoundOutput, V4l2Camera, list_cameras, list_devices
+from node_agent.devices import NOT_CHECKED, DeviceError, SoundOutput, V4l2Camera, list_cameras, list_devices
 from node_agent.sound import Speaker
 from node_agent.sources import FallbackTrack, RoomSource
 from node_agent.testsource import Faults, PacketLoop, TestDevices
@@ -110,6 +110,27 @@ async def test_a_configured_camera_that_does_not_exist_gives_the_slate(tmp_path:
     assert isinstance(packet, Packet)
     assert is_slate(_decode_vp8([packet])[0])
     assert SLATE_CODE == 0
+
+
+async def test_the_devices_are_looked_at_even_without_a_slate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A room that cannot draw its slate (its font missing) still opens and reports its devices."""
+
+    def no_font(*_: Any) -> list[bytes]:
+        raise RuntimeError("no font for the slate; install the Debian package fonts-dejavu-core")
+
+    monkeypatch.setattr("node_agent.sources._slate_packets", no_font)
+    source = RoomSource(_config(tmp_path, test_source={"enabled": False}, devices={"camera": "/dev/video-khong-co"}))
+    stop = asyncio.Event()
+    running = asyncio.create_task(source.run(stop))
+    try:
+        for _ in range(50):
+            if source.video.problem != NOT_CHECKED:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await running
+    assert "does not exist" in (source.video.problem or ""), source.video.problem
 
 
 async def test_a_raising_device_input_is_caught(tmp_path: Path) -> None:
