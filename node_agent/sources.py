@@ -325,7 +325,10 @@ class RoomSource(TrackPair["FallbackTrack"]):
     async def run(self, stop: asyncio.Event) -> None:
         """Keep looking at the devices between meetings too, so that device_ok is always current."""
         if self.camera_choice != "test" or self.config.debug.allow_device_faults:
-            # A real camera can fail at any time; simulated rooms make the slate only when needed.
+            # A real camera can fail at any time; simulated rooms make the slate only when needed. The
+            # devices are looked at first, so that their state is known at once after a start.
+            with contextlib.suppress(Exception):
+                await self.check()
             try:
                 await self.video.prepare_fallback()
                 await self.audio.prepare_fallback()

@@ -13,7 +13,7 @@ import pytest
 from av.packet import Packet
 
 from node_agent.config import AgentConfig
-from node_agent.devices import NOT_CHECKED, DeviceError, SoundOutput, V4l2Camera, list_cameras, list_devices
+from node_agent.devices import DeviceError, SoundOutput, V4l2Camera, list_cameras, list_devices
 from node_agent.sound import Speaker
 from node_agent.sources import FallbackTrack, RoomSource
 from node_agent.testsource import Faults, PacketLoop, TestDevices
@@ -119,14 +119,13 @@ async def test_the_devices_are_looked_at_even_without_a_slate(tmp_path: Path, mo
         raise RuntimeError("no font for the slate; install the Debian package fonts-dejavu-core")
 
     monkeypatch.setattr("node_agent.sources._slate_packets", no_font)
-    source = RoomSource(_config(tmp_path, test_source={"enabled": False}, devices={"camera": "/dev/video-khong-co"}))
+    changed = asyncio.Event()
+    config = _config(tmp_path, test_source={"enabled": False}, devices={"camera": "/dev/video-khong-co"})
+    source = RoomSource(config, changed.set)  # told when a device's state changes
     stop = asyncio.Event()
     running = asyncio.create_task(source.run(stop))
     try:
-        for _ in range(50):
-            if source.video.problem != NOT_CHECKED:
-                break
-            await asyncio.sleep(0.1)
+        await asyncio.wait_for(changed.wait(), timeout=5)
     finally:
         stop.set()
         await running

@@ -255,7 +255,7 @@ def test_a_cut_uplink_falls_back_to_the_hall_and_loses_no_series(
                 local = [m for m in api.get("/api/v1/meetings").json() if m["running"]]
             assert sorted(local[0]["running"]["joined"]) == sorted(commune.rooms), "A's rooms stay in their meeting"
             _the_province_sees_a_cut(lab, monitoring)
-            time.sleep(max(0.0, cut_at + CUT_SECONDS - time.time()))
+            time.sleep(max(0.0, cut_at + CUT_SECONDS - time.time()))  # the cut lasts its whole minute
         finally:
             commune.link.restore()
         seconds = wait_rooms(
