@@ -28,7 +28,7 @@ AUDIO_BLOCK = 960  # 20 ms, one Opus frame
 
 
 # What a running agent says of a device it has not tried to open yet (it opens them when it needs them).
-NOT_CHECKED = "not checked yet"
+NOT_CHECKED = "chưa kiểm tra"
 
 
 class DeviceError(Exception):
@@ -75,7 +75,9 @@ def _sounddevice() -> Any:
     try:
         import sounddevice
     except OSError as exc:  # PortAudio itself is missing
-        raise DeviceError(f"PortAudio is not installed ({exc}); install the Debian package libportaudio2") from exc
+        raise DeviceError(
+            f"chưa cài PortAudio ({exc}): cài gói Debian libportaudio2 (chạy lại rooms.yml cho phòng này)"
+        ) from exc
     return sounddevice
 
 
@@ -85,7 +87,7 @@ def list_sound() -> tuple[list[DeviceInfo], list[DeviceInfo]]:
         devices = sd.query_devices()
         default_in, default_out = sd.default.device
     except Exception as exc:
-        raise DeviceError(f"cannot list sound devices: {exc}") from exc
+        raise DeviceError(f"không liệt kê được thiết bị âm thanh: {exc}") from exc
     microphones, speakers = [], []
     for index, device in enumerate(devices):
         api = sd.query_hostapis(device["hostapi"])["name"]
@@ -108,6 +110,12 @@ def list_devices() -> DeviceList:
     return found
 
 
+_NONE_FOUND = {
+    "microphone": "không thấy micro nào: cắm micro vào hoặc kiểm tra cài đặt âm thanh (pactl list short sources)",
+    "speaker": "không thấy loa nào: cắm loa hoặc TV (HDMI) vào hoặc kiểm tra cài đặt âm thanh (pactl list short sinks)",
+}
+
+
 def pick(kind: str, choice: str) -> str:
     """Resolve "auto" to a device name; raise DeviceError when there is none."""
     if choice != "auto":
@@ -115,12 +123,12 @@ def pick(kind: str, choice: str) -> str:
     if kind == "camera":
         cameras = list_cameras()
         if not cameras:
-            raise DeviceError("no camera found (no /dev/video* capture device); plug in the USB camera")
+            raise DeviceError("không thấy camera nào (không có thiết bị ghi hình /dev/video*): cắm camera USB vào")
         return cameras[0].name
     microphones, speakers = list_sound()
     candidates = microphones if kind == "microphone" else speakers
     if not candidates:
-        raise DeviceError(f"no {kind} found; plug it in or check the sound settings (pactl list short sinks)")
+        raise DeviceError(_NONE_FOUND[kind])
     return next((d.name for d in candidates if d.default), candidates[0].name)
 
 
@@ -133,13 +141,15 @@ class V4l2Camera:
         resolved = Path(path).resolve()
         match = re.fullmatch(r"/dev/video(\d+)", str(resolved))
         if not resolved.exists() or match is None:
-            raise DeviceError(f"camera {path} does not exist; plug in the USB camera or fix [devices] camera")
+            raise DeviceError(
+                f"camera {path} không tồn tại: cắm camera USB vào hoặc sửa mục [devices] camera trong agent.toml"
+            )
         self._cv2 = cv2
         self._capture = cv2.VideoCapture(int(match.group(1)), cv2.CAP_V4L2)
         if not self._capture.isOpened():
             raise DeviceError(
-                f"camera {path} cannot be opened (in use by another program, or no permission: "
-                "add the agent's user to the video group)"
+                f"không mở được camera {path} (chương trình khác đang dùng, hoặc thiếu quyền: "
+                "thêm người dùng của agent vào nhóm video)"
             )
         self._capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         self._capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
@@ -149,7 +159,7 @@ class V4l2Camera:
     def read(self) -> VideoFrame:
         ok, picture = self._capture.read()
         if not ok or picture is None:
-            raise DeviceError(f"camera {self.path} stopped sending pictures (unplugged?)")
+            raise DeviceError(f"camera {self.path} ngừng gửi hình (bị rút ra?)")
         return VideoFrame.from_ndarray(np.asarray(picture, dtype=np.uint8), format="bgr24")
 
     def close(self) -> None:
@@ -167,14 +177,14 @@ class SoundInput:
             )
             self._stream.start()
         except Exception as exc:
-            raise DeviceError(f"microphone {name!r} cannot be opened: {exc}") from exc
+            raise DeviceError(f"không mở được micro {name!r}: {exc}") from exc
         self.name = name
 
     def read(self) -> AudioFrame:
         try:
             block, _overflowed = self._stream.read(AUDIO_BLOCK)
         except Exception as exc:
-            raise DeviceError(f"microphone {self.name!r} stopped: {exc}") from exc
+            raise DeviceError(f"micro {self.name!r} ngừng hoạt động: {exc}") from exc
         stereo = np.repeat(np.asarray(block, dtype=np.int16).reshape(-1), 2).reshape(1, -1)
         frame = AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
         frame.sample_rate = AUDIO_RATE
@@ -205,7 +215,7 @@ class SoundOutput:
             )
             self._stream.start()
         except Exception as exc:
-            raise DeviceError(f"speaker {name!r} cannot be opened: {exc}") from exc
+            raise DeviceError(f"không mở được loa {name!r}: {exc}") from exc
 
     def _callback(self, out: np.ndarray, frames: int, _time: Any, status: Any) -> None:
         with self._lock:
@@ -220,12 +230,12 @@ class SoundOutput:
 
     def _finished(self) -> None:
         if self.failed is None:
-            self.failed = f"speaker {self.name!r} stopped"
+            self.failed = f"loa {self.name!r} ngừng hoạt động"
 
     def write(self, block: np.ndarray) -> None:
         """Queue one stereo int16 block (AUDIO_BLOCK x 2)."""
         if self.failed is not None or not self._stream.active:
-            raise DeviceError(self.failed or f"speaker {self.name!r} stopped")
+            raise DeviceError(self.failed or f"loa {self.name!r} ngừng hoạt động")
         with self._lock:
             self._blocks.append(block)
 

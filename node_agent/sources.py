@@ -161,7 +161,7 @@ class FallbackTrack(MediaStreamTrack):
     async def check(self) -> None:
         """Open the device if it is closed and due for a retry; close it if it went away."""
         if self._input is not None and not self._input.alive():
-            self._lost("the device disappeared (unplugged?)")
+            self._lost("thiết bị biến mất (bị rút ra?)")
         if self._input is None and time.monotonic() >= self._retry_at:
             async with self._opening:
                 if self._input is None:

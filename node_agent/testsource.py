@@ -155,14 +155,14 @@ class PacketLoop:
         self._faults = faults
         self._index = 0
         if not self.alive():
-            raise DeviceError(f"test {name} is unplugged (debug hook)")
+            raise DeviceError(f"thiết bị thử {name} đã bị rút (móc gỡ lỗi)")
 
     def alive(self) -> bool:
         return self.name not in self._faults.broken
 
     def read(self) -> Packet[Any]:
         if not self.alive():
-            raise DeviceError(f"test {self.name} was unplugged (debug hook)")
+            raise DeviceError(f"thiết bị thử {self.name} vừa bị rút (móc gỡ lỗi)")
         packet = Packet(self.packets[self._index % len(self.packets)])
         self._index = (self._index + 1) % len(self.packets)
         return packet
@@ -194,14 +194,14 @@ class RawPattern:
         self._pictures = [draw_frame(code, index, width, height) for index in range(fps)]
         self._index = 0
         if not self.alive():
-            raise DeviceError("test camera is unplugged (debug hook)")
+            raise DeviceError("camera thử đã bị rút (móc gỡ lỗi)")
 
     def alive(self) -> bool:
         return "camera" not in self._faults.broken
 
     def read(self) -> Frame:
         if not self.alive():
-            raise DeviceError("test camera was unplugged (debug hook)")
+            raise DeviceError("camera thử vừa bị rút (móc gỡ lỗi)")
         picture = self._pictures[self._index % len(self._pictures)]
         self._index += 1
         return av.VideoFrame.from_ndarray(picture, format="yuv420p")

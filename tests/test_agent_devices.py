@@ -54,7 +54,7 @@ def _decode_vp8(packets: list[Packet[Any]]) -> list[np.ndarray]:
 
 
 def test_an_absent_v4l2_camera_is_a_clear_device_error() -> None:
-    with pytest.raises(DeviceError, match="does not exist; plug in the USB camera"):
+    with pytest.raises(DeviceError, match="không tồn tại: cắm camera USB vào"):
         V4l2Camera("/dev/video-khong-co", 640, 360, 15)
 
 
@@ -87,7 +87,7 @@ async def test_camera_that_fails_mid_meeting_sends_the_slate_and_comes_back(tmp_
     test.faults.broken.add("camera")  # the camera raises on its next read
     slate = [await track.recv() for _ in range(3)]
     assert not track.ok
-    assert "unplugged" in (track.problem or "")
+    assert "bị rút" in (track.problem or "")
     picture = _decode_vp8(slate)[0]  # the slate starts with a keyframe: decodable on its own
     assert read_code(picture) is None
     assert is_slate(picture)
@@ -106,7 +106,7 @@ async def test_a_configured_camera_that_does_not_exist_gives_the_slate(tmp_path:
     source, _ = _test_source(_config(tmp_path, devices={"camera": "/dev/video-khong-co"}))
     packet = await source.video.recv()
     assert not source.video.ok
-    assert "does not exist" in (source.video.problem or "")
+    assert "không tồn tại" in (source.video.problem or "")
     assert isinstance(packet, Packet)
     assert is_slate(_decode_vp8([packet])[0])
     assert SLATE_CODE == 0
@@ -129,7 +129,7 @@ async def test_the_devices_are_looked_at_even_without_a_slate(tmp_path: Path, mo
     finally:
         stop.set()
         await running
-    assert "does not exist" in (source.video.problem or ""), source.video.problem
+    assert "không tồn tại" in (source.video.problem or ""), source.video.problem
 
 
 async def test_a_raising_device_input_is_caught(tmp_path: Path) -> None:

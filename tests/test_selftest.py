@@ -125,9 +125,9 @@ def test_check_beside_a_running_agent_on_the_production_settings(coordinator: Co
     assert code == 1
     failed = {name: check["message"] for name, check in _by_name(out).items() if not check["ok"]}
     assert sorted(failed) == ["camera", "loa", "micro"], failed
-    assert failed["camera"].startswith("No camera found"), failed
-    assert failed["micro"].startswith("No microphone found"), failed
-    assert failed["loa"].startswith("No speaker found"), failed
+    assert failed["camera"].startswith("Không thấy camera"), failed
+    assert failed["micro"].startswith("Không thấy micro"), failed
+    assert failed["loa"].startswith("Không thấy loa"), failed
 
 
 def test_check_probes_what_the_running_agent_has_not_tried_yet(tmp_path: Path) -> None:
@@ -143,8 +143,8 @@ def test_check_probes_what_the_running_agent_has_not_tried_yet(tmp_path: Path) -
     idle = {"camera": (False, NOT_CHECKED), "microphone": (False, NOT_CHECKED), "speaker": (False, "hỏng")}
     check_devices(load_config(config), report, LiveState(connected=True, devices=idle))
     messages = {check.name: check.message for check in report.checks}
-    assert messages["camera"].startswith("No camera found"), messages  # this machine has none
-    assert messages["micro"].startswith("No microphone found"), messages
+    assert messages["camera"].startswith("Không thấy camera"), messages  # this machine has none
+    assert messages["micro"].startswith("Không thấy micro"), messages
     assert messages["loa"] == "Hỏng", "what the agent knows is kept"
 
 
