@@ -84,6 +84,20 @@ async def test_audio_slot_switches_without_waiting() -> None:
     assert [s for s, _, _ in sink.sent] == [7, 8]
 
 
+async def test_a_slot_with_one_source_for_hours_keeps_every_packet() -> None:
+    """Sequence numbers wrap every 65 536 packets (22 minutes of audio): none of them may look stale."""
+    sink = _Sink()
+    slot = SlotStream("tdp-01", "program_audio", "audio", 48000, sink)
+    slot.switch("ubnd")
+    first = 65000
+    for n in range(3 * 65536):
+        await slot.forward(_packet((first + n) & 0xFFFF, 960 * n, b"opus"), None)
+    assert len(sink.sent) == 3 * 65536
+    assert all(((b - a) & 0xFFFF) == 1 for (a, _, _), (b, _, _) in itertools.pairwise(sink.sent))
+    # Still dropped: a packet from long before the newest one.
+    assert await slot.forward(_packet((first + 3 * 65536 - 0x2000) & 0xFFFF, 0, b"old"), None) == 0
+
+
 def test_policy_never_sends_a_room_its_own_media() -> None:
     rooms = {"ubnd", "tdp-01", "tdp-02", "th-phong-son"}
     for speaking in (None, "tdp-02"):

@@ -16,6 +16,8 @@ from aiortc.rtp import RtpPacket
 from coordinator.media.vp8 import Vp8Info, with_picture_id
 
 SendPacket = Callable[[int, int, int, bytes], Awaitable[int]]
+# A packet this many sequence numbers behind the source's newest is dropped (a minute of video or more).
+STALE_AFTER = 0x1000
 
 
 def _seq_before(a: int, b: int) -> bool:
@@ -60,7 +62,9 @@ class SlotStream:
         if self._rebase:
             self._rebase_on(packet, vp8, now)
         elif _seq_before(packet.sequence_number, self._first_seq):
-            return 0  # a late packet from before the switch: it has no place in this stream
+            return 0  # a late packet from before the switch (or long overtaken): no place in this stream
+        else:
+            self._follow(packet.sequence_number)
         seq = (packet.sequence_number + self._seq_offset) & 0xFFFF
         ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
         payload = packet.payload
@@ -72,6 +76,15 @@ class SlotStream:
         if sent:
             self._out_seq, self._out_ts, self._last_send = seq, ts, now
         return sent
+
+    def _follow(self, sequence_number: int) -> None:
+        """Keep the lower bound a fixed distance behind the source's newest packet.
+
+        A bound left at the switch would, after half the 16-bit sequence space (11 minutes of audio),
+        make every new packet look older than it and the stream would stop.
+        """
+        if ((sequence_number - self._first_seq) & 0xFFFF) > STALE_AFTER:
+            self._first_seq = (sequence_number - STALE_AFTER) & 0xFFFF
 
     def _rebase_on(self, packet: RtpPacket, vp8: Vp8Info | None, now: float) -> None:
         """Map the new source's numbering so that it continues where the stream stopped."""
