@@ -8,7 +8,8 @@ the chair every fourth time), and every 5 minutes (``--kill-every``) kills one r
 (SIGKILL, like a laptop losing power) and starts it again, timing how long the
 room takes to be back in the meeting. Every 30 s it samples the coordinator
 process (resident memory, threads, open files, from /proc) and its asyncio
-tasks (``phonghop_coordinator_tasks``). One JSON line per sample, and a
+tasks (``phonghop_coordinator_tasks``) and C heap (``phonghop_coordinator_heap_bytes``, in use and
+kept free). One JSON line per sample, and a
 summary line at the end: growth after the warm-up and errors logged.
 """
 
@@ -33,6 +34,7 @@ from tests.harness import free_port, parse_metrics, sample
 FLOOR_EVERY = 30.0
 SAMPLE_EVERY = 30.0
 WARMUP = 300.0  # growth is measured from the first sample after this
+HEAP = "phonghop_coordinator_heap_bytes"
 
 
 def _pids_with(fragment: str) -> list[int]:
@@ -56,6 +58,10 @@ def _process(pid: int) -> dict[str, float]:
         "threads": int(status["Threads"]),
         "open_files": len(os.listdir(f"/proc/{pid}/fd")),
     }
+
+
+def _mib(value: float | None) -> float:
+    return round((value or 0) / 2**20, 1)
 
 
 class Soak:
@@ -101,6 +107,8 @@ class Soak:
         return {
             **_process(self.coordinator_pid()),
             "tasks": int(sample(metrics, "phonghop_coordinator_tasks") or 0),
+            # malloc's heap: what is in use, and what it keeps free (trimmed once a minute)
+            **{f"heap_{state}_mib": _mib(sample(metrics, HEAP, state=state)) for state in ("in_use", "free")},
             "rooms_in_meeting": int(sum(v for k, v in metrics.items() if k[0] == "phonghop_room_in_meeting")),
         }
 
@@ -209,7 +217,7 @@ def main() -> None:
             time.sleep(0.5)
         growth = {
             key: round(100 * (last[key] - baseline[key]) / baseline[key], 1) if baseline and baseline[key] else None
-            for key in ("rss_mib", "threads", "open_files", "tasks")
+            for key in ("rss_mib", "heap_in_use_mib", "threads", "open_files", "tasks")
         }
         errors = _errors(data_dir)
         emit({"event": "summary", "minutes": args.minutes, "growth_percent_after_warmup": growth,

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from coordinator import errors
+from coordinator import errors, heap
 from coordinator.api import agent, calendar, control, docs, health, meetings, readiness, rooms, screens
 from coordinator.attendance import AttendanceBook
 from coordinator.auth import load_operator_token
@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.readiness.start()
         uplink_stop = asyncio.Event()
         uplink_task = asyncio.create_task(services.uplink.run(uplink_stop), name="uplink") if services.uplink else None
+        trim_task = asyncio.create_task(heap.trim_forever(), name="heap trim")
         log.info(
             "coordinator ready: %d rooms enrolled, %d meetings running",
             len(services.registry.rooms),
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            trim_task.cancel()
             uplink_stop.set()
             if uplink_task is not None:
                 await uplink_task

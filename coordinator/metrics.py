@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from coordinator import heap
 from coordinator.connections import Connections
 from coordinator.live_meetings import LiveMeetings
 from coordinator.readiness_store import ReadinessStore
@@ -111,6 +112,16 @@ class StateCollector(Collector):
         )
         tasks.add_metric([], float(len(asyncio.all_tasks())))
         yield tasks
+        held = heap.usage()
+        if held is not None:
+            family = GaugeMetricFamily(
+                "phonghop_coordinator_heap_bytes",
+                "C heap (malloc) of the coordinator: in use, and free but kept by the allocator",
+                labels=["state"],
+            )
+            family.add_metric(["in_use"], float(held.in_use))
+            family.add_metric(["free"], float(held.free))
+            yield family
 
     def _media(self) -> Iterator[Metric]:
         live = self._live

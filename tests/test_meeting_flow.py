@@ -73,6 +73,8 @@ def test_scheduled_meeting_starts_and_metrics_tell_the_truth(
     assert sample(metrics, "phonghop_coordinator_tasks") > len(ROOMS)
     assert sample(metrics, "process_open_fds") > len(ROOMS)
     assert sample(metrics, "process_resident_memory_bytes") > 50e6
+    assert sample(metrics, "phonghop_coordinator_heap_bytes", state="in_use") > 10e6
+    assert sample(metrics, "phonghop_coordinator_heap_bytes", state="free") is not None
 
     with coordinator.api() as api:
         running = api.get(f"/api/v1/meetings/{meeting}").json()["running"]
