@@ -16,7 +16,8 @@ from aiortc.rtp import RtpPacket
 from coordinator.media.vp8 import Vp8Info, with_picture_id
 
 SendPacket = Callable[[int, int, int, bytes], Awaitable[int]]
-# A packet this many sequence numbers behind the source's newest is dropped (a minute of video or more).
+# A packet this many sequence numbers behind the source's newest is dropped (about half a minute of video, more
+# of audio: far beyond any reordering).
 STALE_AFTER = 0x1000
 
 
