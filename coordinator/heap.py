@@ -20,14 +20,11 @@ log = logging.getLogger(__name__)
 TRIM_EVERY = 60.0  # seconds; one trim of a 100 MB heap takes a few milliseconds
 
 
+_MALLINFO2 = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+
+
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            *("arena", "ordblks", "smblks", "hblks", "hblkhd"),
-            *("usmblks", "fsmblks", "uordblks", "fordblks", "keepcost"),
-        )
-    ]
+    _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2.split()]
 
 
 @dataclass(frozen=True)

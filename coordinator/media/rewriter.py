@@ -21,11 +21,6 @@ SendPacket = Callable[[int, int, int, bytes], Awaitable[int]]
 STALE_AFTER = 0x1000
 
 
-def _seq_before(a: int, b: int) -> bool:
-    """True when 16-bit sequence number a comes before b."""
-    return a != b and ((b - a) & 0xFFFF) < 0x8000
-
-
 class SlotStream:
     def __init__(self, room: str, slot: str, kind: str, clock_rate: int, send: SendPacket) -> None:
         self.room = room  # the subscriber
@@ -62,10 +57,15 @@ class SlotStream:
         now = time.monotonic()
         if self._rebase:
             self._rebase_on(packet, vp8, now)
-        elif _seq_before(packet.sequence_number, self._first_seq):
-            return 0  # a late packet from before the switch (or long overtaken): no place in this stream
         else:
-            self._follow(packet.sequence_number)
+            # How far the packet is past the bound, modulo 2^16: beyond half the space it comes before it.
+            ahead = (packet.sequence_number - self._first_seq) & 0xFFFF
+            if ahead > 0x8000:
+                return 0  # a late packet from before the switch (or long overtaken): no place in this stream
+            if ahead > STALE_AFTER:
+                # The bound follows the source; left at the switch, after half the sequence space (11 minutes
+                # of audio) every new packet would look older than it and the stream would stop.
+                self._first_seq = (packet.sequence_number - STALE_AFTER) & 0xFFFF
         seq = (packet.sequence_number + self._seq_offset) & 0xFFFF
         ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
         payload = packet.payload
@@ -77,15 +77,6 @@ class SlotStream:
         if sent:
             self._out_seq, self._out_ts, self._last_send = seq, ts, now
         return sent
-
-    def _follow(self, sequence_number: int) -> None:
-        """Keep the lower bound a fixed distance behind the source's newest packet.
-
-        A bound left at the switch would, after half the 16-bit sequence space (11 minutes of audio),
-        make every new packet look older than it and the stream would stop.
-        """
-        if ((sequence_number - self._first_seq) & 0xFFFF) > STALE_AFTER:
-            self._first_seq = (sequence_number - STALE_AFTER) & 0xFFFF
 
     def _rebase_on(self, packet: RtpPacket, vp8: Vp8Info | None, now: float) -> None:
         """Map the new source's numbering so that it continues where the stream stopped."""
