@@ -101,7 +101,8 @@ def test_scheduled_meeting_starts_and_metrics_tell_the_truth(
 def test_killed_agent_goes_down_and_rejoins(coordinator: Coordinator, start_agent: Callable[..., Agent]) -> None:
     agents = _start_rooms(start_agent)
     meeting = _schedule(coordinator, start_in=1)
-    wait_for(lambda: _in_meeting(coordinator, "tdp-01", meeting), 20, "tdp-01 in the meeting")
+    for room in ROOMS:
+        wait_for(lambda room=room: _in_meeting(coordinator, room, meeting), 20, f"{room} in the meeting")
 
     agents["tdp-01"].stop(signal.SIGKILL)
     killed = time.monotonic()
