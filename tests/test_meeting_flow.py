@@ -181,7 +181,8 @@ def test_a_running_meeting_follows_its_new_end(coordinator: Coordinator, start_a
     for room in ("ubnd", "tdp-01"):
         start_agent(room, ROOMS[room])
     meeting = _schedule(coordinator, start_in=1)
-    wait_for(lambda: _in_meeting(coordinator, "tdp-01", meeting), 20, "tdp-01 in the meeting")
+    for room in ("ubnd", "tdp-01"):
+        wait_for(lambda room=room: _in_meeting(coordinator, room, meeting), 20, f"{room} in the meeting")
     with coordinator.api() as api:
         api.patch(f"/api/v1/meetings/{meeting}", json={"duration_seconds": 1200}).raise_for_status()
         start = datetime.fromisoformat(api.get(f"/api/v1/meetings/{meeting}/occurrences").json()[0]["scheduled_start"])
