@@ -66,6 +66,7 @@ TOOL_VERSION = "2"  # bump when the base tree's preparation changes
 # shown then, and a test host still up at POWER_OFF_LIMIT is killed (nothing on it is kept).
 SLOW_POWER_OFF = 10.0
 POWER_OFF_LIMIT = 30.0
+TECHNICIAN = "kythuat"  # the runbook's account on every machine
 
 CACHE_DIR = Path(os.environ.get("PHONGHOP_LAB_CACHE", "/var/cache/phonghop-lab"))
 DATA_DIR = Path(os.environ.get("PHONGHOP_LAB_DATA", "/var/lib/phonghop-lab"))
@@ -284,6 +285,23 @@ def ensure_key(state: dict[str, Any]) -> Path:
     return key
 
 
+def technician_account(root: Path, key: Path) -> None:
+    """The user `kythuat` with the lab key and no sudo: what the Debian installer and `ssh-copy-id` leave.
+
+    The runbook's first time gives it sudo from the machine's console; the lab's walk does that as root.
+    """
+    run("useradd", "--root", str(root), "--create-home", "--shell", "/bin/bash", TECHNICIAN)
+    entry = next(line for line in (root / "etc/passwd").read_text().splitlines() if line.startswith(f"{TECHNICIAN}:"))
+    uid, gid = (int(field) for field in entry.split(":")[2:4])
+    ssh_dir = root / "home" / TECHNICIAN / ".ssh"
+    ssh_dir.mkdir(mode=0o700)
+    keys = ssh_dir / "authorized_keys"
+    keys.write_text(Path(f"{key}.pub").read_text())
+    keys.chmod(0o600)
+    for path in (ssh_dir, keys):
+        os.chown(path, uid, gid)
+
+
 def start_host(state: dict[str, Any], base: Path, name: str, where: str, key: Path) -> None:
     hosts = state["hosts"]
     if name in hosts and pid_alive(hosts[name]["pid"]):
@@ -329,6 +347,7 @@ def start_host(state: dict[str, Any], base: Path, name: str, where: str, key: Pa
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text(Path(f"{key}.pub").read_text())
     (ssh_dir / "authorized_keys").chmod(0o600)
+    technician_account(merged, key)
     run("ssh-keygen", "-q", "-A", "-f", str(merged))
 
     # Network: own namespace, veth to the lab bridge, no default route (nothing outside is reachable).
