@@ -87,8 +87,14 @@ async def test_garbage_gets_an_error_and_the_room_stays(
         await ws.send(b"\x00\x01binary")
         assert "binary frames" in str((await _reply(ws))["message"])
         await ws.send('{"type": "heartbeat"}')
-        metrics = coordinator.metrics()
-        assert sample(metrics, "phonghop_room_up", room="tdp-01", group="residential_group") == 1
+        metrics = await until(
+            lambda: (
+                sample(m := coordinator.metrics(), "phonghop_room_up", room="tdp-01", group="residential_group") == 1
+                and m
+            ),
+            5,
+            "tdp-01 up after its heartbeat",
+        )
         assert sample(metrics, "phonghop_control_errors_total", room="tdp-01", reason="invalid") == 3
         assert sample(metrics, "phonghop_control_errors_total", room="tdp-01", reason="too_large") == 1
     # The other room never noticed.

@@ -385,7 +385,8 @@ def test_a_room_raises_its_hand_and_gets_the_floor(coordinator: Coordinator, sta
         assert too_early.status_code == 409
         assert "đang không họp" in too_early.json()["error"]
         meeting = _schedule(coordinator, start_in=0.5)
-        wait_for(lambda: local.get("/status").json()["meeting"], 15, "the agent in the meeting")
+        for room_api in (local, chair_local):
+            wait_for(lambda room_api=room_api: room_api.get("/status").json()["meeting"], 15, "both rooms in it")
         assert local.post("/hand").json() == {"hand_raised": True}
         with coordinator.api() as api:
             wait_for(

@@ -338,7 +338,11 @@ def test_a_reissued_commune_token_cuts_the_uplink_until_the_new_one_arrives(lab:
     response.raise_for_status()
     seconds = _on_their_hall(commune, a_rooms)
     print(f"MEASURED token re-issued: hall on commune A's rooms {seconds:.2f} s later")
-    assert sample(commune.coordinator.metrics(), "phonghop_uplink_up", commune=CUT) == 0
+    wait_for(
+        lambda: sample(commune.coordinator.metrics(), "phonghop_uplink_up", commune=CUT) == 0,
+        20,
+        "commune A to see its uplink down",
+    )
     assert all(shows(agent, CHAIR) for agent in others.values()), "the other communes saw a change"
 
     commune.token_file.write_text(response.json()["token"] + "\n")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.harness import Coordinator
+from tests.harness import Coordinator, wait_for
 from tests.webtools import csrf_of, field_error, signed_in
 
 OPERATOR = ("vanhanh", "mat-khau-van-hanh")
@@ -119,6 +119,8 @@ def test_post_without_a_valid_csrf_token_is_refused(site: Coordinator) -> None:
 
 def test_viewer_reads_but_cannot_change_anything(site: Coordinator) -> None:
     meeting = site.schedule(["tdp-01"], start_in=0, seconds=600)
+    with site.api() as api:
+        wait_for(lambda: api.get(f"/api/v1/meetings/{meeting}").json()["running"], 10, "the meeting to start")
     with signed_in(site, *VIEWER) as (client, csrf):
         for path in ("/", "/lich-hop", f"/cuoc-hop/{meeting}", "/phong/tdp-01"):
             page = client.get(path)

@@ -29,8 +29,12 @@ def test_outage_and_self_test_on_the_room_page(coordinator: Coordinator, start_a
 
         agent.stop(signal.SIGKILL)
         wait_for(lambda: not _up(coordinator, "tdp-01"), 10, "tdp-01 down")
-        page = client.get("/phong/tdp-01").text
-        assert "vẫn đang mất" in page
+        # The outage is written to the history just after the room is marked down.
+        page = wait_for(
+            lambda: "vẫn đang mất" in (text := client.get("/phong/tdp-01").text) and text,
+            10,
+            "the ongoing outage on the room page",
+        )
         assert "mất tín hiệu định kỳ (heartbeat)" in page or "máy phòng ngắt kết nối" in page
 
         agent.start()
