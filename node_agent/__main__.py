@@ -1,4 +1,5 @@
-"""`phonghop-agent`: the room agent (run), its self-test (check) and the device list (devices)."""
+"""`phonghop-agent`: the room agent (run), its self-test (check), the device list (devices) and many
+simulated rooms from one start (fleet)."""
 
 from __future__ import annotations
 
@@ -9,24 +10,6 @@ import sys
 from pathlib import Path
 
 DEFAULT_CONFIG = Path("/etc/phonghop/agent.toml")
-
-
-def _run(config: Path) -> int:
-    from node_agent.signals import Interrupted, stop_while_starting
-
-    stop_while_starting()  # before the imports below, which take seconds on a room laptop
-    from node_agent.config import ConfigError
-
-    try:
-        from node_agent.agent import run
-
-        return asyncio.run(run(config))
-    except ConfigError as exc:
-        print(f"phonghop-agent: {exc}", file=sys.stderr)
-        return 2
-    except Interrupted as stopped:
-        print(f"phonghop-agent: {stopped} while starting: stopped", file=sys.stderr)
-        return 0
 
 
 def _check(config: Path, as_json: bool) -> int:
@@ -72,9 +55,17 @@ def main(argv: list[str] | None = None) -> None:
     check.add_argument("--json", action="store_true", help="one JSON object instead of the checklist")
     devices = sub.add_parser("devices", help="list the cameras, microphones and speakers found")
     devices.add_argument("--json", action="store_true")
+    fleet = sub.add_parser("fleet", help="simulated rooms: one process each, forked from one start")
+    fleet.add_argument("configs", type=Path, nargs="+", metavar="CONFIG")
     args = parser.parse_args(argv)
     if args.command == "run":
-        code = _run(args.config)
+        from node_agent.start import run_agent
+
+        code = run_agent(args.config)
+    elif args.command == "fleet":
+        from node_agent.fleet import run_fleet
+
+        code = run_fleet(args.configs)
     elif args.command == "check":
         code = _check(args.config, args.json)
     else:

@@ -7,6 +7,7 @@ sockets; only the rooms' cameras and microphones are test sources.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import secrets
@@ -59,7 +60,9 @@ class Commune:
         self.port = port
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def _spawn(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, args: list[str], log: Path, env: dict[str, str] | None = None, own_group: bool = False
+    ) -> subprocess.Popen[bytes]:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             proc = subprocess.Popen(
@@ -68,6 +71,7 @@ class Commune:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
                 preexec_fn=_die_with_parent,  # the demo starts its processes from one thread
+                start_new_session=own_group,
             )
         self.processes.append(proc)
         return proc
@@ -135,8 +139,13 @@ class Commune:
         )
         return config
 
-    def start_agent(self, room: RoomIdentity, config: Path) -> None:
-        self._spawn(["-m", "node_agent", "run", "--config", str(config)], config.parent / "agent.log")
+    def start_rooms(self, configs: list[Path]) -> None:
+        """The rooms, each its own agent process, forked from one start (`phonghop-agent fleet`).
+
+        The fleet and its rooms form a process group of their own, which the stop kills in one call.
+        """
+        args = ["-m", "node_agent", "fleet", *map(str, configs)]
+        self._spawn(args, self.data_dir / "fleet.log", own_group=True)
 
     def stop(self) -> None:
         """Switch the simulated rooms off, then stop the coordinator, which records that each room left.
@@ -149,13 +158,13 @@ class Commune:
         if not self.processes:
             return
         coordinator, rooms = self.processes[0], self.processes[1:]
-        for proc in rooms:
-            if proc.poll() is None:
-                proc.kill()
+        for fleet in rooms:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(fleet.pid, signal.SIGKILL)
         if coordinator.poll() is None:
             coordinator.send_signal(signal.SIGTERM)
-        for proc in rooms:
-            proc.wait()
+        for fleet in rooms:
+            fleet.wait()
         try:
             coordinator.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
@@ -190,8 +199,7 @@ def run(args: argparse.Namespace) -> int:
             _say_stage("Máy chủ điều phối đã sẵn sàng", began)
             password = commune.web_user(WEB_USER)  # before the rooms start, while the machine is quiet
             with commune.operator() as api:
-                for room in rooms:
-                    commune.start_agent(room, commune.enroll(api, room))
+                commune.start_rooms([commune.enroll(api, room) for room in rooms])
                 start = datetime.now(UTC) + timedelta(seconds=args.start_in)
                 meeting = api.post(
                     "/api/v1/meetings",

@@ -91,7 +91,11 @@ def test_demo_brings_every_room_into_the_meeting(tmp_path: Path) -> None:
         assert max(online, started) <= everyone < stop, f"stages out of order: {found}"
         took = {text: re.search(r"sau ([0-9.]+) giây\)", lines[i]) for text, i in zip(stages, found, strict=True)}
         print("MEASURED demo stages:", {text: m.group(1) for text, m in took.items() if m})
-        assert len(_processes_of(tmp_path / "demo")) == 2 + len(rooms), "the demo, its coordinator and every room"
+        processes = _processes_of(tmp_path / "demo")
+        assert len(processes) == 3 + len(rooms), "the demo, its coordinator, the rooms' fleet and every room"
+        for room in rooms:  # each room its own process, found by its config as a lone agent would be
+            config = tmp_path / "demo" / "rooms" / room.id / "agent.toml"
+            assert sum(f"phonghop-agent run --config {config}" in p for p in processes) == 1, room.id
         stopping = time.monotonic()
         demo.terminate()  # as Ctrl-C does, long before the timer
         demo.wait(timeout=60)
