@@ -53,6 +53,9 @@ def encode_vp8(pictures: Iterable[NDArray[Any]], width: int, height: int, fps: i
     codec = av.CodecContext.create("libvpx", "w")
     codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
     codec.bit_rate = bitrate
+    # One thread: a short loop gains nothing from more, and libvpx's threads wait for each other by
+    # spinning, which with many rooms starting at once on two cores took seconds of CPU per room.
+    codec.thread_count = 1
     codec.time_base = fractions.Fraction(1, fps)
     codec.framerate = fractions.Fraction(fps, 1)
     codec.options = {

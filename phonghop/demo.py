@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--port", type=int, default=8080, help="coordinator port on 127.0.0.1 (default 8080)")
     parser.add_argument("--data-dir", type=Path, help="keep state here (default: a new temporary folder)")
-    parser.add_argument("--start-in", type=float, default=10, help="seconds until the demo meeting starts")
+    parser.add_argument("--start-in", type=float, default=5, help="seconds until the demo meeting starts")
     parser.add_argument("--meeting-minutes", type=float, default=60, help="length of the demo meeting")
     parser.add_argument("--inventory", type=Path, default=DEFAULT_INVENTORY, help="inventory that names the rooms")
 
