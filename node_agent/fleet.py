@@ -10,7 +10,6 @@ the same way, and it dies with the fleet.
 
 from __future__ import annotations
 
-import ctypes
 import importlib
 import os
 import signal
@@ -21,8 +20,8 @@ from types import FrameType
 from setproctitle import setproctitle
 
 from node_agent.signals import STOP_SIGNALS, Interrupted, stop_while_starting
+from phonghop.lifetime import die_with_parent
 
-PR_SET_PDEATHSIG = 1
 # What every simulated room imports, loaded once before the forks.
 SHARED_IMPORTS = ("node_agent.agent", "node_agent.media", "node_agent.testsource")
 
@@ -30,7 +29,7 @@ SHARED_IMPORTS = ("node_agent.agent", "node_agent.media", "node_agent.testsource
 def _room(config: Path) -> int:
     """In the forked child: become that room's agent, logging to agent.log beside its config."""
     setproctitle(f"phonghop-agent run --config {config}")
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    die_with_parent(signal.SIGKILL)
     log = os.open(config.parent / "agent.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import os
 import secrets
 import signal
@@ -24,16 +23,11 @@ from pathlib import Path
 import httpx
 
 from phonghop.identity import DEFAULT_INVENTORY, RoomIdentity, load_rooms
+from phonghop.lifetime import die_with_parent
 
-PR_SET_PDEATHSIG = 1
 # How long the coordinator gets to stop after SIGTERM before SIGKILL: Ctrl-C ends the whole demo within
 # about this, whatever state its rooms are in.
 STOP_SECONDS = 2.0
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the demo dies, even by SIGKILL, so that no room outlives it."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +64,7 @@ class Commune:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
-                preexec_fn=_die_with_parent,  # the demo starts its processes from one thread
+                preexec_fn=die_with_parent,  # SIGTERM when the demo dies; it starts them from one thread
                 start_new_session=own_group,
             )
         self.processes.append(proc)
