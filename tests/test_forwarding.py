@@ -11,6 +11,7 @@ from typing import Any
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import pytest
+from aiortc import RTCRtpSender
 
 from coordinator.media.policy import Slots
 from coordinator.media.router import MediaCounters, MeetingRouter
@@ -150,6 +151,48 @@ async def test_a_muted_room_is_not_heard(sources: dict[str, TestSource]) -> None
 
         router.set_muted("tdp-02", False)
         await until(lambda: listener.slots["floor_audio"].packets > heard + 25, 10, "the sound back after unmute")
+    finally:
+        await router.close()
+        for agent in agents.values():
+            await agent.close()
+
+
+async def test_an_offer_listing_h264_first_gets_vp8_and_is_seen(sources: dict[str, TestSource]) -> None:
+    """An offer may list H264 before VP8 (Safari does): the answer names only what the router forwards,
+    so the room sends VP8, and its picture, once it has the floor, reaches the others at a keyframe."""
+    router = MeetingRouter(occurrence=4, chair="ubnd", mode="presentation", counters=MediaCounters())
+    agents = {room: await _join(router, room, sources[room]) for room in ("ubnd", "tdp-02")}
+    guest = MediaPeer(router.occurrence, sources["tdp-01"], decode=False)
+    agents["tdp-01"] = guest
+    try:
+        video = guest.pc.getTransceivers()[0]
+        codecs = RTCRtpSender.getCapabilities("video").codecs
+        video.setCodecPreferences(sorted(codecs, key=lambda codec: codec.mimeType != "video/H264"))
+        offer = await guest.offer()
+        assert offer.index("H264/90000") < offer.index("VP8/90000")
+        answer = await router.add("tdp-01", offer)
+        sections = answer.split("\r\nm=")[1:]
+        rtpmaps = [
+            {line.split(" ", 1)[1].split("/")[0] for line in s.split("\r\n") if line.startswith("a=rtpmap:")}
+            for s in sections
+        ]
+        assert rtpmaps == [{"VP8", "rtx"}, {"opus"}, {"opus"}], rtpmaps
+        await guest.accept(answer)
+
+        await until(lambda: guest.slots["program"].packets > 30, 20, "the chair's picture at the H264-first room")
+        watcher = agents["tdp-02"]
+        seen = watcher.slots["program"].packets
+        router.set_floor("tdp-01")
+        program = router.streams["tdp-02"]["program"]
+        await until(
+            lambda: (
+                program.source == "tdp-01"
+                and not program.waiting_keyframe
+                and watcher.slots["program"].packets > seen + 30
+            ),
+            10,
+            "the H264-first room's VP8 keyframe and picture at the others",
+        )
     finally:
         await router.close()
         for agent in agents.values():

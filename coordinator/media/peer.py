@@ -23,7 +23,7 @@ from aiortc.sdp import SessionDescription
 from av.frame import Frame
 
 from phonghop.aiortc_glue import PacketSender, request_keyframe, tap_receiver, watch_rtcp
-from phonghop.webrtc import peer_connection
+from phonghop.webrtc import peer_connection, prefer
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,11 @@ class RoomPeer:
 
     async def answer(self, offer_sdp: str) -> str:
         check_offer(offer_sdp)
+        # The answer names only what the router forwards, whatever order the offer lists its codecs in
+        # (Safari puts H264 first): the slots' transceivers exist before the offer is applied, each
+        # preferring its forwarded codec, and take the offer's m-lines in order.
+        for kind, _, _ in SLOT_LAYOUT:
+            prefer(self.pc.addTransceiver(kind, direction="recvonly"), kind, f"{kind}/{FORWARDED_CODECS[kind]}")
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as exc:

@@ -26,8 +26,9 @@ from pathlib import Path
 from packaging.version import Version
 
 SOURCES = ["pyproject.toml", "README.md", "phonghop", "coordinator", "node_agent"]
+START = r"^def run_agent\(config: Path\) -> int:\n"
 BROKEN_START = (
-    "def _run(config: Path) -> int:\n"
+    "def run_agent(config: Path) -> int:\n"
     '    raise SystemExit("phonghop-agent: this release is broken on purpose (lab upgrade test)")\n'
 )
 
@@ -56,10 +57,10 @@ def build(project: Path, wheelhouse: Path, out: Path, post: int, broken: bool) -
         version = next_version(current["version"], post)
         init.write_text(VERSION_LINE.sub(f'__version__ = "{version}"', init.read_text()))
         if broken:
-            main = src / "node_agent" / "__main__.py"
-            text, count = re.subn(r"^def _run\(config: Path\) -> int:\n", BROKEN_START, main.read_text(), flags=re.M)
+            main = src / "node_agent" / "start.py"
+            text, count = re.subn(START, BROKEN_START, main.read_text(), flags=re.M)
             if count != 1:
-                raise SystemExit(f"{main}: no _run() to break")
+                raise SystemExit(f"{main}: no run_agent() to break")
             main.write_text(text)
         if out.exists():
             shutil.rmtree(out)

@@ -22,6 +22,7 @@ Usage: ``runbook_walk.py --lab phonghop-molecule --log FILE`` (as root, after th
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -30,6 +31,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -185,24 +187,16 @@ class Walk:
         return argv
 
     def run(
-        self, argv: list[str], answers: list[tuple[str, str | None]] = (), timeout: float = 1200, exit_code: int = 0
+        self, argv: list[str], answers: Sequence[tuple[str, str | None]] = (), timeout: float = 1200, exit_code: int = 0
     ) -> str:
         """Run on a terminal, answering each prompt in turn (None: end of input); fail on another exit code."""
         self.log.write(f"$ {shlex.join(argv)}\n")
         started = time.monotonic()
-        output: list[str] = []
-
-        class Tee:
-            def write(self, text: str) -> None:
-                output.append(text)
-
-            def flush(self) -> None:
-                pass
-
+        output = io.StringIO()
         child = pexpect.spawn(
             argv[0], argv[1:], cwd=str(self.checkout), env=self.env, encoding="utf-8", timeout=120, dimensions=(50, 200)
         )
-        child.logfile_read = Tee()
+        child.logfile_read = output
         try:
             for prompt, reply in answers:
                 child.expect_exact(prompt)
@@ -213,14 +207,14 @@ class Walk:
             child.expect(pexpect.EOF, timeout=timeout)
         except pexpect.ExceptionPexpect as error:
             child.close(force=True)
-            text = "".join(output).replace("\r\n", "\n")
+            text = output.getvalue().replace("\r\n", "\n")
             self.log.write(text + "\n")
             raise WalkFailed(
                 f"{shlex.join(argv)}: {type(error).__name__} waiting for a prompt or the end;"
                 f" last output:\n{text[-2000:]}"
             ) from None
         child.close()
-        text = "".join(output).replace("\r\n", "\n")
+        text = output.getvalue().replace("\r\n", "\n")
         self.log.write(f"{text}\n[rc={child.exitstatus} in {time.monotonic() - started:.1f} s]\n")
         self.log.flush()
         if child.exitstatus != exit_code:
