@@ -393,21 +393,13 @@ def start_host(state: dict[str, Any], base: Path, name: str, where: str, key: Pa
     log(f"booting {name} at {address} (nspawn pid {proc.pid})")
 
 
+def ssh_options(key: str) -> list[str]:
+    """`ssh` with the lab's key and no host-key question (lab hosts get new keys at every boot)."""
+    return ["-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+
+
 def ssh_args(state: dict[str, Any], address: str) -> list[str]:
-    return [
-        "ssh",
-        "-i",
-        state["ssh_key"],
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "ConnectTimeout=3",
-        f"root@{address}",
-    ]
+    return ["ssh", *ssh_options(state["ssh_key"]), "-o", "ConnectTimeout=3", f"root@{address}"]
 
 
 def wait_booted(state: dict[str, Any], name: str, timeout: float) -> None:

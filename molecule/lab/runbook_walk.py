@@ -40,11 +40,10 @@ import pexpect
 
 PROJECT = Path(__file__).resolve().parents[2]
 LAB_INVENTORY = PROJECT / "molecule/inventory"
-STATE_DIR = Path(os.environ.get("PHONGHOP_LAB_STATE", "/run/phonghop-lab"))
 sys.path.insert(0, str(Path(__file__).parent))
+from phonghop_lab import STATE_DIR, TECHNICIAN, ssh_options  # noqa: E402
 from playbook_run import parse_recap  # noqa: E402
 
-TECHNICIAN = "kythuat"
 CHAT_ID = "-1002000000001"  # the lab's values, the same as molecule/inventory's zz-lab-telegram.yml
 BOT_TOKEN = "200000001:lab-token-never-sent"
 OPERATOR = "vanphong"
@@ -173,17 +172,8 @@ class Walk:
         for placeholder, value in fill.items():
             command = command.replace(f"<{placeholder}>", value)
         argv = shlex.split(command)
-        if argv[0] == "ssh":  # the lab key instead of the technician's own, no host-key question
-            argv[1:1] = [
-                "-i",
-                self.key,
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-            ]
+        if argv[0] == "ssh":  # the lab key instead of the technician's own
+            argv[1:1] = ssh_options(self.key)
         return argv
 
     def run(
