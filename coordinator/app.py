@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from coordinator import errors, heap
-from coordinator.api import agent, calendar, control, docs, health, meetings, readiness, rooms, screens
+from coordinator.api import agent, calendar, control, docs, health, meetings, readiness, rooms, screens, series
 from coordinator.attendance import AttendanceBook
 from coordinator.auth import load_operator_token
 from coordinator.connections import Connections
@@ -28,6 +28,7 @@ from coordinator.registry import Registry
 from coordinator.schedule import Schedule
 from coordinator.scheduler import Scheduler
 from coordinator.screens import Screens
+from coordinator.series_relay import SeriesForwarder, batch_counter
 from coordinator.services import Services
 from coordinator.settings import Settings
 from coordinator.uplink.client import Uplink
@@ -82,9 +83,21 @@ async def build_services(settings: Settings) -> Services:
         checks,
         TokenBuckets(rate=settings.control_messages_per_second, burst=settings.control_message_burst),
     )
+    batches = batch_counter(collectors)
     if settings.province_url:
         services.uplink = province_uplink(settings, sessions, services)
         collectors.register(UplinkCollector(services.uplink.state, settings.commune_id))
+        services.province_series = SeriesForwarder(
+            f"{settings.province_url.rstrip('/')}/api/v1/rooms/{settings.commune_id}/series",
+            "the province",
+            batches,
+            settings.province_token_file,
+            settings.province_ca_file,
+        )
+    if settings.prometheus_url:
+        services.prometheus_series = SeriesForwarder(
+            f"{settings.prometheus_url.rstrip('/')}/api/v1/write", "the province's Prometheus", batches
+        )
     return services
 
 
@@ -153,6 +166,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await services.scheduler.stop()
             await services.live.shutdown()
             await services.connections.shutdown()
+            for forwarder in (services.province_series, services.prometheus_series):
+                if forwarder is not None:
+                    await forwarder.close()
             await services.engine.dispose()
             log.info("coordinator stopped")
 
@@ -167,7 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app)
-    for module in (health, docs, rooms, meetings, calendar, screens, control, agent, readiness):
+    for module in (health, docs, rooms, meetings, calendar, screens, control, agent, readiness, series):
         app.include_router(module.router)
     web.install(app, settings)
     app.add_middleware(HttpGuard)  # the outermost: before sessions, routing and any body parsing

@@ -23,6 +23,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from coordinator.errors import error_body
+from coordinator.series_relay import MAX_BATCH_BYTES
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,7 +33,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY_BYTES = 64 * 1024  # forms, JSON and SDP offers (a room's offer is about 5 KB)
 # The TV picture upload carries up to 1 MB (coordinator.screens.MAX_SCREEN_BYTES) and gets its own limit.
-LARGE_BODIES = ((re.compile(r"^/api/v1/rooms/[^/]+/screen$"), 1_100_000),)
+# Prometheus's remote-write batches on their way to the province (coordinator.series_relay).
+LARGE_BODIES = (
+    (re.compile(r"^/api/v1/rooms/[^/]+/screen$"), 1_100_000),
+    (re.compile(r"^(/local/province-series|/api/v1/rooms/[^/]+/series)$"), MAX_BATCH_BYTES),
+)
 CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
 
 PAGE_CSP = (

@@ -20,6 +20,7 @@ from coordinator.registry import Registry
 from coordinator.schedule import Schedule
 from coordinator.scheduler import Scheduler
 from coordinator.screens import Screens
+from coordinator.series_relay import SeriesForwarder
 from coordinator.settings import Settings
 from coordinator.uplink.client import Uplink
 
@@ -42,6 +43,8 @@ class Services:
     # Control messages per room (api.control), from the settings' burst and rate.
     control_limits: TokenBuckets = field(default_factory=lambda: TokenBuckets(rate=10.0, burst=60))
     uplink: Uplink | None = None  # a commune in a province: its link to the province's meetings
+    province_series: SeriesForwarder | None = None  # a commune in a province: its monitoring, passed up
+    prometheus_series: SeriesForwarder | None = None  # a province: the communes' monitoring, passed in
 
 
 def _services(request: Request) -> Services:

@@ -135,7 +135,8 @@ class MonitoringStack:
 
     Without a webhook there is no Alertmanager, only Prometheus (a test that reads the province's
     Prometheus). ``role_vars`` are further inventory values (the commune's name, remote write); with
-    ``monitoring_remote_write_receiver`` Prometheus takes the communes' writes, as at the province.
+    ``monitoring_remote_write_receiver`` Prometheus takes the communes' writes (through the province's
+    coordinator), as at the province.
     """
 
     def __init__(
@@ -173,6 +174,8 @@ class MonitoringStack:
                 "monitoring_prometheus_port": self.prometheus_port,
                 "monitoring_alertmanager_port": self.alertmanager_port,
                 "monitoring_node_exporter_groups": [],
+                # The coordinator beside it carries the series to a province, if it is in one.
+                "monitoring_remote_write_url": f"http://127.0.0.1:{coordinator_port}/local/province-series",
                 # The role insists on a channel; without Alertmanager nothing is ever sent to this one.
                 "monitoring_webhook_urls": [webhook_url or "http://127.0.0.1:9/khong-gui"],
                 # No Telegram: nothing may leave this machine (and its failures would raise alerts).
