@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from coordinator.attendance import AttendanceBook
 from coordinator.connections import PendingCommand
-from coordinator.media.peer import OfferError, check_offer
+from coordinator.media.peer import VIEWER_LAYOUT, OfferError, check_offer
 from coordinator.media.router import MediaCounters, MeetingRouter
 from coordinator.models import Meeting, Occurrence, utcnow
 from coordinator.ratelimit import TokenBuckets
@@ -33,6 +33,17 @@ log = logging.getLogger(__name__)
 # failed link), then about one every few seconds.
 OFFER_BURST = 3
 OFFER_EVERY_SECONDS = 3.0
+# Web pages watching one meeting at once (the console's live view): each costs the router a room's copies.
+MAX_VIEWERS = 4
+
+
+class WatchRefused(Exception):
+    """A page may not watch now; ``reason`` is "full" or "too_often", ``wait`` the seconds to wait."""
+
+    def __init__(self, reason: str, wait: float = 0.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
 
 
 class RoomChannels(Protocol):
@@ -171,6 +182,20 @@ class LiveMeetings:
         await self._channels.send(room_id, Answer(occurrence=offer.occurrence, sdp=sdp))
         log.info("room %s: media offer for meeting %s answered", room_id, meeting.meeting_id)
         return None
+
+    async def watch(self, meeting: ActiveMeeting, viewer: str, offer_sdp: str) -> str:
+        """The answer to a web page's receive-only offer: it gets what a room in the audience gets.
+        Raises OfferError for an offer the router cannot serve, WatchRefused when it may not watch now."""
+        router = meeting.router
+        if viewer not in router.viewers and len(router.viewers) >= MAX_VIEWERS:
+            raise WatchRefused("full")
+        check_offer(offer_sdp, VIEWER_LAYOUT)  # before the page's running peer is replaced
+        wait = self._offers.take(viewer)
+        if wait > 0:
+            raise WatchRefused("too_often", wait)
+        answer = await router.add_viewer(viewer, offer_sdp)
+        log.info("%s watches meeting %s", viewer, meeting.meeting_id)
+        return answer
 
     def hand(self, room_id: str, raised: bool, for_room: str | None = None) -> Error | None:
         """A room's hand; a commune raises one for its room ``for_room``, queued as "commune/room"."""

@@ -158,7 +158,13 @@ class StateCollector(Collector):
         )
         for room_id, value in sorted(counters.keyframe_requests.items()):
             keyframes.add_metric([room_id], float(value))
-        yield from (rtt, loss, jitter, media_bytes, forwarded, keyframes)
+        viewers = GaugeMetricFamily("phonghop_live_viewers", "Web pages watching a running meeting (live view)")
+        viewers.add_metric([], float(sum(len(m.router.viewers) for m in live.meetings.values())))
+        viewer_bytes = CounterMetricFamily(
+            "phonghop_live_view_bytes", "Media payload bytes sent to web pages watching a meeting"
+        )
+        viewer_bytes.add_metric([], float(counters.viewer_bytes))
+        yield from (rtt, loss, jitter, media_bytes, forwarded, keyframes, viewers, viewer_bytes)
 
 
 class ReadinessCollector(Collector):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from aiortc import RTCPeerConnection
 
 from tests.harness import Coordinator, wait_for
 from tests.webtools import csrf_of, field_error, signed_in
@@ -213,3 +215,47 @@ def test_user_cli_checks_its_input(site: Coordinator) -> None:
         token = csrf_of(client.get("/dang-nhap").text)
         response = client.post("/dang-nhap", data={"csrf_token": token, "name": VIEWER[0], "password": VIEWER[1]})
         assert response.status_code == 303
+
+
+async def _watching_offer() -> str:
+    """What a browser's live view offers: the three slots, receive-only (made here by aiortc)."""
+    pc = RTCPeerConnection()
+    for kind in ("video", "audio", "audio"):
+        pc.addTransceiver(kind, direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = str(pc.localDescription.sdp)
+    await pc.close()
+    return sdp
+
+
+def test_the_live_view_answers_a_page_and_refuses_what_it_cannot_serve(site: Coordinator) -> None:
+    meeting = site.schedule(["tdp-01"], start_in=0, seconds=600)
+    with site.api() as api:
+        wait_for(lambda: api.get(f"/api/v1/meetings/{meeting}").json()["running"], 10, "the meeting to start")
+    offer = asyncio.run(_watching_offer())
+    with signed_in(site, *VIEWER) as (client, csrf):
+        watch = f"/cuoc-hop/{meeting}/xem-truc-tiep"
+        assert client.post(watch, data={"sdp": offer}).status_code == 403  # no CSRF token
+        not_running = client.post("/cuoc-hop/999/xem-truc-tiep", data={"csrf_token": csrf, "sdp": offer})
+        assert (not_running.status_code, not_running.json()["message"]) == (409, "Cuộc họp này không diễn ra lúc này.")
+        garbage = client.post(watch, data={"csrf_token": csrf, "sdp": "xin chào"})
+        assert garbage.status_code == 422
+        assert "không dùng được" in garbage.json()["message"]
+        assert "v=0" in garbage.json()["message"]
+        answer = client.post(watch, data={"csrf_token": csrf, "sdp": offer})
+        assert answer.status_code == 200, answer.text
+        sections = answer.json()["sdp"].split("m=")[1:]
+        assert [s.split()[0] for s in sections] == ["video", "audio", "audio"]
+        assert all("a=sendonly" in s for s in sections), "the page only receives"
+        assert "VP8/90000" in sections[0]
+        assert "H264" not in sections[0]
+        # A page that reconnects in a loop is slowed down, and told how long to wait.
+        answers = [client.post(watch, data={"csrf_token": csrf, "sdp": offer}) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[-1].status_code == 429
+        assert answers[-1].json()["retry_after"] > 0
+        assert "hãy chờ" in answers[-1].json()["message"]
+    with site.api() as api:
+        metrics = api.get("/metrics").text
+    assert "phonghop_live_viewers 1.0" in metrics
+    assert 'room="xem:' not in metrics, "a page watching is not a room"

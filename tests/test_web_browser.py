@@ -15,10 +15,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.harness import ROOT, Agent, Coordinator
+from phonghop.testpattern import read_code, room_with_code, tone_hz
+from tests.harness import ROOT, Agent, Coordinator, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -30,6 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--lang=vi-VN",  # date and time fields as a Vietnamese phone shows them
+    "--autoplay-policy=no-user-gesture-required",  # the test listens to the live view's sound itself
 ]
 ARTIFACTS = ROOT / "artifacts" / "web"
 DESKTOP = {"width": 1280, "height": 800}
@@ -93,6 +96,53 @@ def _sign_in(page: Page, base: str, name: str = "vanhanh") -> None:
     expect(page.locator("h1")).to_have_text("Tổng quan các phòng họp")
 
 
+# The live view's picture as the page shows it (its luma), and the loudest frequency of its sound.
+LIVE_PICTURE_JS = """() => {
+  const video = document.querySelector('#live-video');
+  if (!video.videoWidth) return null;
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  const context = canvas.getContext('2d');
+  context.drawImage(video, 0, 0);
+  const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  const luma = [];
+  for (let i = 0; i < rgba.length; i += 4) {
+    luma.push(Math.round(0.299 * rgba[i] + 0.587 * rgba[i + 1] + 0.114 * rgba[i + 2]));
+  }
+  return {width: canvas.width, height: canvas.height, luma};
+}"""
+LIVE_TONE_JS = """async () => {
+  const video = document.querySelector('#live-video');
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 8192;
+  context.createMediaStreamSource(video.srcObject).connect(analyser);
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  const levels = new Float32Array(analyser.frequencyBinCount);
+  analyser.getFloatFrequencyData(levels);
+  let loudest = 1;
+  for (let i = 2; i < levels.length; i++) if (levels[i] > levels[loudest]) loudest = i;
+  const hz = loudest * context.sampleRate / analyser.fftSize;
+  await context.close();
+  return levels[loudest] > -90 ? hz : null;
+}"""
+
+
+def _live_room(page: Page) -> str | None:
+    """The room whose test code the live view's picture shows now."""
+    picture = page.evaluate(LIVE_PICTURE_JS)
+    if picture is None:
+        return None
+    luma = np.array(picture["luma"], dtype=np.uint8).reshape(picture["height"], picture["width"])
+    return room_with_code(read_code(luma), ROOMS)
+
+
+def _live_tone_is(page: Page, room: str) -> bool:
+    hz = page.evaluate(LIVE_TONE_JS)
+    return hz is not None and abs(hz - tone_hz(room)) < 25
+
+
 def test_operator_runs_a_meeting_from_the_browser(commune: Coordinator, browser: Browser) -> None:
     coordinator = commune
     base = coordinator.url
@@ -142,6 +192,14 @@ def test_operator_runs_a_meeting_from_the_browser(commune: Coordinator, browser:
     page.click("a.running")
     expect(page.locator("#attendance")).to_contain_text("4/4 đã vào")
     expect(page.locator("#on-program")).to_contain_text("ubnd")
+    # The live view: the page itself receives what the audience gets, the chair's picture and tone.
+    page.click("#live-view .live-start")
+    expect(page.locator("#live-state")).to_have_text("Đang xem trực tiếp.")
+    wait_for(lambda: _live_room(page) == "ubnd", 30, "the chair's test code in the live view")
+    wait_for(lambda: _live_tone_is(page, "ubnd"), 30, "the chair's tone in the live view")
+    page.click("#live-view .live-sound")
+    expect(page.locator("#live-view .live-sound")).to_have_text("Tắt tiếng")
+    assert page.evaluate("document.querySelector('#live-video').muted") is False
     page.locator("#c-tdp-01 button:has-text('Trao lời')").click()
     expect(page.locator(".flash")).to_contain_text("Đã trao lời cho phòng tdp-01")
     expect(page.locator("#c-tdp-01 .floor")).to_be_visible()
@@ -154,10 +212,17 @@ def test_operator_runs_a_meeting_from_the_browser(commune: Coordinator, browser:
     expect(picture).to_have_attribute("src", re.compile(r"^/phong/tdp-02/man-hinh\.png\?v="))
     page.wait_for_function("document.querySelector('#program-picture').naturalWidth === 320")
     expect(page.locator("#program-caption")).to_contain_text("Phòng tdp-02")
+    # The live view follows the floor; it came back by itself after the form's reload, sound on as left.
+    expect(page.locator("#live-state")).to_have_text("Đang xem trực tiếp.")
+    assert page.evaluate("document.querySelector('#live-video').muted") is False
+    wait_for(lambda: _live_room(page) == "tdp-01", 30, "the floor holder's test code in the live view")
+    with coordinator.api() as api:
+        assert "phonghop_live_viewers 1.0" in api.get("/metrics").text
 
     # Mute the floor holder, then take the floor back.
     page.locator("#c-tdp-01 button:has-text('Tắt tiếng')").click()
     expect(page.locator("#c-tdp-01 .muted-badge")).to_be_visible()
+    wait_for(lambda: _live_room(page) == "tdp-01", 30, "the live view back after the reload")
     _shot(page, "desktop-dieu-hanh")
     page.click("button:has-text('Lấy lại lời về chủ trì')")
     expect(page.locator("#on-program")).to_contain_text("ubnd")

@@ -2,7 +2,8 @@
 
 The room offers three m-lines in this order: video (sendrecv: its camera and
 the program picture), audio (sendrecv: its microphone and the chair's sound)
-and audio (recvonly: the floor's sound). Received packets go to the router
+and audio (recvonly: the floor's sound); a web page watching the meeting offers
+the same three, receive-only. Received packets go to the router
 through the glue's tap; the three outgoing slots are PacketSenders.
 """
 
@@ -30,6 +31,12 @@ log = logging.getLogger(__name__)
 SLOT_LAYOUT = (
     ("video", "sendrecv", "program"),
     ("audio", "sendrecv", "chair_audio"),
+    ("audio", "recvonly", "floor_audio"),
+)
+# A web page watching the meeting (the console's live view): the three slots, received only.
+VIEWER_LAYOUT = (
+    ("video", "recvonly", "program"),
+    ("audio", "recvonly", "chair_audio"),
     ("audio", "recvonly", "floor_audio"),
 )
 # The self-test's offer: its test picture and tone, both sent back.
@@ -142,8 +149,10 @@ class RoomPeer:
         on_packet: PacketHandler,
         on_keyframe_request: Callable[[str, str], None],
         on_closed: Callable[[RoomPeer], None],
+        layout: tuple[tuple[str, str, str], ...] = SLOT_LAYOUT,
     ) -> None:
         self.room = room
+        self.layout = layout
         self.occurrence = occurrence
         self.pc = peer_connection()
         self.senders: dict[str, PacketSender] = {}
@@ -171,17 +180,17 @@ class RoomPeer:
         self.last_heard = time.monotonic()
 
     async def answer(self, offer_sdp: str) -> str:
-        check_offer(offer_sdp)
+        check_offer(offer_sdp, self.layout)
         # The answer names only what the router forwards, whatever order the offer lists its codecs in
         # (Safari puts H264 first): the slots' transceivers exist before the offer is applied, each
         # preferring its forwarded codec, and take the offer's m-lines in order.
-        for kind, _, _ in SLOT_LAYOUT:
+        for kind, _, _ in self.layout:
             prefer(self.pc.addTransceiver(kind, direction="recvonly"), kind, f"{kind}/{FORWARDED_CODECS[kind]}")
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as exc:
             raise OfferError(f"the offer was refused: {exc}") from exc
-        for transceiver, (kind, _, slot) in zip(self.pc.getTransceivers(), SLOT_LAYOUT, strict=True):
+        for transceiver, (kind, _, slot) in zip(self.pc.getTransceivers(), self.layout, strict=True):
             sender = self.pc.addTrack(Placeholder(kind))
             assert sender is transceiver.sender
             self.senders[slot] = PacketSender(sender, partial(self._on_keyframe_request, self.room, slot))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from aiortc.rtp import RtpPacket
 
-from coordinator.media.peer import RoomPeer
+from coordinator.media.peer import VIEWER_LAYOUT, RoomPeer
 from coordinator.media.policy import Slots, slots_for, talker
 from coordinator.media.relay import Relay
 from coordinator.media.rewriter import SlotStream
@@ -37,6 +37,7 @@ class MediaCounters:
     """Totals since the coordinator started, for /metrics."""
 
     bytes: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    viewer_bytes: int = 0  # sent to web pages watching a meeting (they are not rooms)
     forwarded: int = 0
     keyframe_requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -94,6 +95,7 @@ class MeetingRouter:
         self.fallback: str | None = None  # the room shown instead of a relayed chair whose link is down
         self.counters = counters
         self.peers: dict[str, RoomPeer] = {}
+        self.viewers: dict[str, RoomPeer] = {}  # web pages watching: they receive like a room, send nothing
         self.streams: dict[str, dict[str, SlotStream]] = {}
         self.fanout: dict[tuple[str, str], list[SlotStream]] = {}
         self.speaker = ActiveSpeaker()
@@ -122,6 +124,34 @@ class MeetingRouter:
         self.reroute()
         return answer
 
+    async def add_viewer(self, viewer: str, offer_sdp: str) -> str:
+        """Answer a watching page's receive-only offer; it gets what a room in the audience gets."""
+        await self.remove_viewer(viewer, "replaced by a new offer")
+        peer = RoomPeer(
+            viewer, self.occurrence, self.on_packet, self._subscriber_wants_keyframe, self._peer_closed, VIEWER_LAYOUT
+        )
+        try:
+            answer = await peer.answer(offer_sdp)
+        except Exception:
+            await peer.close()
+            raise
+        self.viewers[viewer] = peer
+        self.streams[viewer] = {
+            slot: SlotStream(viewer, slot, kind, clock, peer.senders[slot].send)
+            for slot, (kind, clock) in SLOT_KINDS.items()
+        }
+        self.reroute()
+        return answer
+
+    async def remove_viewer(self, viewer: str, reason: str) -> None:
+        peer = self.viewers.pop(viewer, None)
+        if peer is None:
+            return
+        log.info("%s stopped watching meeting occurrence %s (%s)", viewer, self.occurrence, reason)
+        self.streams.pop(viewer, None)
+        self.reroute()
+        await peer.close()
+
     async def remove(self, room: str, reason: str) -> None:
         peer = self.peers.pop(room, None)
         if peer is None:
@@ -139,8 +169,12 @@ class MeetingRouter:
     def _peer_closed(self, peer: RoomPeer) -> None:
         if self.peers.get(peer.room) is peer:
             task = asyncio.ensure_future(self.remove(peer.room, "connection failed or closed"))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+        elif self.viewers.get(peer.room) is peer:
+            task = asyncio.ensure_future(self.remove_viewer(peer.room, "connection failed or closed"))
+        else:
+            return
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def attach_relay(self, relay: Relay, fallback: str | None) -> None:
         """Take the chair's media from ``relay`` (and send media up through it); ``fallback`` stands in."""
@@ -156,6 +190,8 @@ class MeetingRouter:
 
     async def close(self) -> None:
         self._ticker.cancel()
+        for viewer in list(self.viewers):
+            await self.remove_viewer(viewer, "meeting ended")
         for room in list(self.peers):
             await self.remove(room, "meeting ended")
 
@@ -254,7 +290,10 @@ class MeetingRouter:
             sent = await stream.forward(packet, vp8)
             if sent:
                 counters.forwarded += 1
-                counters.bytes[(stream.room, "out", kind)] += sent
+                if stream.room in self.viewers:
+                    counters.viewer_bytes += sent
+                else:
+                    counters.bytes[(stream.room, "out", kind)] += sent
 
     # --- keyframes ----------------------------------------------------------------
 

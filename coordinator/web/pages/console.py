@@ -1,4 +1,5 @@
-"""The live meeting console (/cuoc-hop/{id}): who is in or missing, hands, floor, mute, end; the program picture."""
+"""The live meeting console (/cuoc-hop/{id}): who is in or missing, hands, floor, mute, end; the program picture
+and the live view (the program with its sound, received by the page itself)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ import logging
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from coordinator.errors import ApiError
-from coordinator.live_meetings import ActiveMeeting, holder_of
+from coordinator.live_meetings import MAX_VIEWERS, ActiveMeeting, WatchRefused, holder_of
+from coordinator.media.peer import OfferError
 from coordinator.recurrence import next_start
 from coordinator.schedule import expected_rooms, timing_of
 from coordinator.services import Services, Svc
 from coordinator.web.pages.schedule import _meeting
-from coordinator.web.security import Changer, Refused, Viewer
+from coordinator.web.security import Changer, Refused, Viewer, check_csrf, read_form
 from coordinator.web.templating import ago, render
 from coordinator.web.views import console_rooms, program_of
 
@@ -112,3 +114,28 @@ async def start(request: Request, meeting_id: int, services: Svc, user: Changer)
         raise Refused("Cuộc họp này đang diễn ra rồi.", status=409) from None
     log.info("web user %s started meeting %s now", user.name, meeting_id)
     return _back(meeting_id, "Đã bắt đầu cuộc họp.", request)
+
+
+@router.post("/cuoc-hop/{meeting_id}/xem-truc-tiep")
+async def watch(request: Request, meeting_id: int, services: Svc, user: Viewer) -> JSONResponse:
+    """The live view: the page's receive-only offer (form field ``sdp``) in, the router's answer out."""
+    await check_csrf(request)
+    active = services.live.meetings.get(meeting_id)
+    if active is None:
+        return JSONResponse({"message": "Cuộc họp này không diễn ra lúc này."}, status_code=409)
+    offer = str((await read_form(request)).get("sdp") or "")
+    try:
+        answer = await services.live.watch(active, f"xem:{user.name}", offer)
+    except OfferError as exc:
+        log.warning("web user %s: live view offer refused: %s", user.name, exc)
+        message = (
+            f"Trình duyệt gửi lời mời kết nối không dùng được ({exc}). Hãy dùng Chromium, Firefox hoặc Safari bản mới."
+        )
+        return JSONResponse({"message": message}, status_code=422)
+    except WatchRefused as exc:
+        if exc.reason == "full":
+            message = f"Đã có {MAX_VIEWERS} người đang xem trực tiếp cuộc họp này; hãy thử lại sau."
+        else:
+            message = f"Vừa kết nối lại quá nhiều lần; hãy chờ {exc.wait:.0f} giây rồi thử lại."
+        return JSONResponse({"message": message, "retry_after": exc.wait}, status_code=429)
+    return JSONResponse({"sdp": answer})
