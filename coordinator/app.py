@@ -127,6 +127,7 @@ def province_uplink(settings: Settings, sessions: async_sessionmaker[AsyncSessio
         relayed,
         settings.heartbeat_interval,
         settings.province_ca_file,
+        settings.province_budget_kbps,
     )
 
 

@@ -126,6 +126,11 @@ class Connections:
             and time.monotonic() - conn.last_heartbeat <= self.heartbeat_timeout
         )
 
+    def receive_kbps(self, room_id: str) -> int | None:
+        """The budget the room's hello stated for what it receives, if any."""
+        conn = self.get(room_id)
+        return conn.hello.receive_kbps if conn is not None and conn.hello is not None else None
+
     def greeted(self, room_id: str) -> bool:
         """Connected and said hello: it can take commands."""
         conn = self.connections.get(room_id)

@@ -25,7 +25,7 @@ from coordinator.media.peer import VIEWER_LAYOUT, OfferError, check_offer
 from coordinator.media.router import MediaCounters, MeetingRouter
 from coordinator.models import Meeting, Occurrence, utcnow
 from coordinator.ratelimit import TokenBuckets
-from phonghop.protocol import Ack, Action, Answer, Error, Floor, MeetingRef, Offer, Publish
+from phonghop.protocol import Ack, Action, Answer, Error, Floor, MeetingRef, Offer, ProgramPicture, Publish
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class RoomChannels(Protocol):
     """What the meetings need of the rooms' control channels."""
 
     def greeted(self, room_id: str) -> bool: ...
+
+    def receive_kbps(self, room_id: str) -> int | None: ...
 
     async def send(self, room_id: str, message: BaseModel) -> bool: ...
 
@@ -179,6 +181,7 @@ class LiveMeetings:
             sdp = await meeting.router.add(room_id, offer.sdp)
         except OfferError as exc:
             return Error(code="bad_offer", message=str(exc))
+        meeting.router.set_budget(room_id, self._channels.receive_kbps(room_id))
         await self._channels.send(room_id, Answer(occurrence=offer.occurrence, sdp=sdp))
         log.info("room %s: media offer for meeting %s answered", room_id, meeting.meeting_id)
         return None
@@ -234,7 +237,12 @@ class LiveMeetings:
             ends_at=occurrence.ends_at,
             expected=expected,
             router=MeetingRouter(
-                occurrence.id, meeting.chair_room, meeting.mode, self.media_counters, self._tell_publish
+                occurrence.id,
+                meeting.chair_room,
+                meeting.mode,
+                self.media_counters,
+                self._tell_publish,
+                self._tell_picture,
             ),
             groups=list(meeting.invited_groups),
         )
@@ -314,6 +322,11 @@ class LiveMeetings:
 
     def _tell_publish(self, room_id: str, video: bool, audio: bool) -> None:
         task = asyncio.ensure_future(self._channels.send(room_id, Publish(video=video, audio=audio)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _tell_picture(self, room_id: str, sent: bool, reason: str) -> None:
+        task = asyncio.ensure_future(self._channels.send(room_id, ProgramPicture(sent=sent, reason=reason)))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -158,13 +158,22 @@ class StateCollector(Collector):
         )
         for room_id, value in sorted(counters.keyframe_requests.items()):
             keyframes.add_metric([room_id], float(value))
+        held = GaugeMetricFamily(
+            "phonghop_program_picture_held",
+            "1 while a participant's program picture is held back: with its sound it exceeds the budget the "
+            "participant stated (a commune's link to the province)",
+            labels=["room"],
+        )
+        for meeting in live.meetings.values():
+            for room_id in sorted(meeting.router.budgets.caps):
+                held.add_metric([room_id], 1.0 if room_id in meeting.router.budgets.held else 0.0)
         viewers = GaugeMetricFamily("phonghop_live_viewers", "Web pages watching a running meeting (live view)")
         viewers.add_metric([], float(sum(len(m.router.viewers) for m in live.meetings.values())))
         viewer_bytes = CounterMetricFamily(
             "phonghop_live_view_bytes", "Media payload bytes sent to web pages watching a meeting"
         )
         viewer_bytes.add_metric([], float(counters.viewer_bytes))
-        yield from (rtt, loss, jitter, media_bytes, forwarded, keyframes, viewers, viewer_bytes)
+        yield from (rtt, loss, jitter, media_bytes, forwarded, keyframes, held, viewers, viewer_bytes)
 
 
 class ReadinessCollector(Collector):

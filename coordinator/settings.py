@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     province_ca_file: Path | None = None
     # Inside the commune the province meeting's chair is this source (not a room; do not enrol a room so named).
     province_source: str = "tinh"
+    # The most the province may send this commune, kbit/s (its link's budget); unset: no limit.
+    province_budget_kbps: int | None = Field(default=None, ge=64)
     # Shown to the rooms while the province link is down; empty means the commune's hall room.
     province_fallback_room: str = ""
     # At the province: the Prometheus that receives every commune's series (the page "Các xã" reads it).

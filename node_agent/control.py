@@ -34,6 +34,7 @@ from phonghop.protocol import (
     Floor,
     Heartbeat,
     Hello,
+    ProgramPicture,
     Publish,
     Welcome,
 )
@@ -150,6 +151,10 @@ class ControlClient:
         elif isinstance(message, Publish):
             if self.media is not None:
                 self.media.on_publish(message)
+        elif isinstance(message, ProgramPicture):
+            log.info(
+                "coordinator %s the program picture (%s)", "sends" if message.sent else "holds back", message.reason
+            )
         else:
             log.warning("coordinator reports an error (%s): %s", message.code, message.message)
             if message.code == "bad_offer" and self.media is not None:

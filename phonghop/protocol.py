@@ -36,6 +36,9 @@ class Hello(_Message):
     version: str = Field(min_length=1, max_length=64)
     capabilities: list[str] = Field(default_factory=list, max_length=32)
     devices: dict[DeviceName, bool] = Field(default_factory=dict)
+    # The most this participant's link takes from the coordinator, in kbit/s (a commune's budget for what
+    # the province sends it): the program picture is held back while it does not fit; sound always goes.
+    receive_kbps: int | None = Field(default=None, ge=64, le=1_000_000)
 
 
 class Heartbeat(_Message):
@@ -140,6 +143,14 @@ class Publish(_Message):
     audio: bool
 
 
+class ProgramPicture(_Message):
+    """Whether the program picture is sent: held back while it does not fit the receiver's budget."""
+
+    type: Literal["program_picture"] = "program_picture"
+    sent: bool
+    reason: str = Field(default="", max_length=200)
+
+
 class Answer(_Message):
     type: Literal["answer"] = "answer"
     occurrence: int
@@ -152,7 +163,7 @@ class Error(_Message):
     message: str
 
 
-AnyCoordinatorMessage = Welcome | Command | Floor | Answer | Publish | Error
+AnyCoordinatorMessage = Welcome | Command | Floor | Answer | Publish | ProgramPicture | Error
 CoordinatorMessage = Annotated[AnyCoordinatorMessage, Field(discriminator="type")]
 
 agent_message: TypeAdapter[AnyAgentMessage] = TypeAdapter(AgentMessage)

@@ -450,6 +450,45 @@ def test_a_province_meeting_made_longer_is_longer_in_every_commune(lab: Lab, mee
     assert len(found) == len(COMMUNES)
 
 
+def test_a_commune_on_a_budget_sees_its_hall_and_hears_the_province(lab: Lab, meeting: int) -> None:
+    """Commune C's coordinator restarted with a budget below the province's picture and sound: the province
+    holds the picture back from C alone (its sound still goes); C's rooms show their hall and hear the
+    province's chair, the other communes keep the chair's picture."""
+    commune, rooms = lab.communes["xa-c"], lab.rooms()
+    commune.coordinator.stop()
+    commune.coordinator.env["PHONGHOP_PROVINCE_BUDGET_KBPS"] = "64"
+    commune.coordinator.start()
+    c_rooms = {room: rooms[room] for room in commune.rooms if room != commune.hall}
+    seconds = wait_rooms(
+        c_rooms,
+        lambda agent: shows(agent, commune.hall) and hears(agent, CHAIR),
+        60,
+        "commune C's rooms to show their hall and hear the province's chair",
+    )
+    print(f"MEASURED budget: C's rooms on their hall with the province's sound {seconds:.1f} s after the restart")
+    province = lab.province.metrics()
+    assert sample(province, "phonghop_program_picture_held", room="xa-c") == 1
+    assert sample(province, "phonghop_program_picture_held", room="xa-a") is None, "no budget, nothing to hold"
+    others = {room: agent for room, agent in rooms.items() if room not in commune.rooms}
+    assert all(shows(agent, CHAIR) for agent in others.values()), "the other communes keep the chair's picture"
+
+    def sent_to_c() -> tuple[float, float]:
+        samples = lab.province.metrics()
+        return tuple(  # type: ignore[return-value]
+            sample(samples, "phonghop_rtp_bytes_total", room="xa-c", direction="out", kind=kind) or 0.0
+            for kind in ("video", "audio")
+        )
+
+    before = sent_to_c()
+    time.sleep(3)
+    after = sent_to_c()
+    print(
+        f"MEASURED budget: sent to C in 3 s: picture {after[0] - before[0]:.0f} B, sound {after[1] - before[1]:.0f} B"
+    )
+    assert after[0] == before[0], "no picture goes to the commune over its budget"
+    assert after[1] > before[1], "its sound does"
+
+
 def test_a_commune_coordinator_stops_at_once_with_its_uplink_open(lab: Lab, meeting: int) -> None:
     """SIGTERM while the province keeps the uplink up: the commune coordinator closes it and exits."""
     commune = lab.communes["xa-c"]

@@ -9,6 +9,10 @@ A meeting relayed from another level (a province meeting inside a commune)
 has a chair that is not a room: while its link is down the ``fallback`` room
 (the commune hall) takes the chair's place, and while nobody here has the
 floor the floor's sound is ``relay_floor`` (whoever speaks at the other level).
+``pictures`` are the sources whose picture can be shown, when fewer than those
+that send sound: the other level holds its picture back while it does not fit
+this commune's budget, and the fallback room's picture is shown with the
+chair's sound.
 """
 
 from __future__ import annotations
@@ -38,15 +42,22 @@ def slots_for(
     previous: str | None = None,
     fallback: str | None = None,
     relay_floor: str | None = None,
+    pictures: set[str] | None = None,
 ) -> Slots:
-    def usable(candidate: str | None) -> str | None:
-        return candidate if candidate is not None and candidate != room and candidate in publishing else None
+    shown = publishing if pictures is None else pictures
 
-    stand_in = usable(fallback) if chair not in publishing else None
-    program = usable(speaking) or usable(chair) or stand_in or usable(previous)
+    def usable(candidate: str | None, among: set[str] = publishing) -> str | None:
+        return candidate if candidate is not None and candidate != room and candidate in among else None
+
+    def seen(candidate: str | None) -> str | None:
+        return usable(candidate, shown)
+
+    picture_stand_in = seen(fallback) if chair not in shown else None
+    program = seen(speaking) or seen(chair) or picture_stand_in or seen(previous)
     if program is None and room == chair:
-        program = next(iter(sorted(publishing - {room})), None)
+        program = next(iter(sorted(shown - {room})), None)
     floor_audio = usable(speaking) if speaking != chair else None
     if speaking is None:
         floor_audio = usable(relay_floor)
-    return Slots(program=program, chair_audio=usable(chair) or stand_in, floor_audio=floor_audio)
+    sound_stand_in = usable(fallback) if chair not in publishing else None
+    return Slots(program=program, chair_audio=usable(chair) or sound_stand_in, floor_audio=floor_audio)

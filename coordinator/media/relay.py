@@ -22,6 +22,7 @@ class Relay:
     request_keyframe: Callable[[], Awaitable[None]]  # from the other level's program
     up: dict[str, SlotStream] = field(default_factory=dict)  # kind ("video", "audio") -> stream going up
     live: bool = False  # packets from the other level are arriving
+    picture: bool = True  # the other level sends its picture (it holds it back while over this one's budget)
     up_source: str | None = None  # the room whose picture and sound go up
     wanted: dict[str, bool] = field(default_factory=dict)  # kind -> the other level receives it
 
@@ -34,6 +35,8 @@ class Relay:
         return source if self.wanted.get(kind) and source in rooms else None
 
     def restart_up(self) -> None:
-        """A new uplink peer: its streams start again at a keyframe."""
+        """A new uplink peer: its streams start again at a keyframe; the other level sends its picture
+        until it says otherwise."""
+        self.picture = True
         for stream in self.up.values():
             stream.switch(None)

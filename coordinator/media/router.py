@@ -14,10 +14,11 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiortc.rtp import RtpPacket
 
+from coordinator.media.budget import WIRE_OVERHEAD, ReceiveBudgets
 from coordinator.media.peer import VIEWER_LAYOUT, RoomPeer
 from coordinator.media.policy import Slots, slots_for, talker
 from coordinator.media.relay import Relay
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 KEYFRAME_INTERVAL = 1.0
 PublishHandler = Callable[[str, bool, bool], None]
+PictureHandler = Callable[[str, bool, str], None]  # subscriber, picture sent, why
 SLOT_KINDS = {"program": ("video", 90000), "chair_audio": ("audio", 48000), "floor_audio": ("audio", 48000)}
 
 
@@ -83,9 +85,11 @@ class MeetingRouter:
         mode: str,
         counters: MediaCounters,
         on_publish: PublishHandler | None = None,
+        on_picture: PictureHandler | None = None,
     ) -> None:
         self.occurrence = occurrence
         self._on_publish = on_publish
+        self._on_picture = on_picture
         self._publishing: dict[str, tuple[bool, bool]] = {}
         self.chair = chair
         self.mode = mode
@@ -102,7 +106,10 @@ class MeetingRouter:
         self._previous_talker: str | None = None
         self._keyframes: dict[str, KeyframeGate] = {}
         self._closing: set[asyncio.Task[None]] = set()
-        self._ticker = asyncio.create_task(self._repeat_keyframe_requests(), name=f"keyframes-{occurrence}")
+        self.budgets = ReceiveBudgets()
+        self._wire: dict[tuple[str, str], int] = defaultdict(int)  # (source, kind) -> bytes as on the wire
+        self._wanted: dict[str, Slots] = {}  # each subscriber's slots before its budget is applied
+        self._ticker = asyncio.create_task(self._every_second(), name=f"router-{occurrence}")
 
     # --- membership -----------------------------------------------------------
 
@@ -163,6 +170,7 @@ class MeetingRouter:
         if gate is not None:
             gate.cancel()
         self.speaker.forget(room)
+        self.budgets.forget(room)
         self.reroute()
         await peer.close()
 
@@ -212,6 +220,10 @@ class MeetingRouter:
             self.chair, self.mode = chair, mode
             self.reroute()
 
+    def set_budget(self, room: str, kbps: int | None) -> None:
+        """The most ``room``'s link takes (its hello said so); None: no limit."""
+        self.budgets.set_cap(room, kbps)
+
     def set_muted(self, room: str, muted: bool) -> None:
         if muted:
             self.muted.add(room)
@@ -231,8 +243,15 @@ class MeetingRouter:
             publishing |= {relay.name, relay_floor}
         fanout: dict[tuple[str, str], list[SlotStream]] = defaultdict(list)
         pointed: list[tuple[SlotStream, str | None]] = []
+        pictures = publishing - {relay.name} if relay is not None and relay.live and not relay.picture else None
+        self._wanted = {}
         for room, streams in self.streams.items():
-            slots = slots_for(room, self.chair, speaking, publishing, self._previous_talker, self.fallback, relay_floor)
+            slots = slots_for(
+                room, self.chair, speaking, publishing, self._previous_talker, self.fallback, relay_floor, pictures
+            )
+            self._wanted[room] = slots
+            if room in self.budgets.held:
+                slots = replace(slots, program=None)
             pointed += [
                 (streams["program"], slots.program),
                 (streams["chair_audio"], slots.chair_audio),
@@ -275,6 +294,7 @@ class MeetingRouter:
     async def on_packet(self, room: str, kind: str, packet: RtpPacket) -> None:
         counters = self.counters
         counters.bytes[(room, "in", kind)] += len(packet.payload)
+        self._wire[(room, kind)] += len(packet.payload) + WIRE_OVERHEAD
         if kind == "audio" and room in self.muted:
             return
         if kind == "audio" and self.mode == "discussion":
@@ -308,13 +328,31 @@ class MeetingRouter:
         if stream is not None and stream.kind == "video" and stream.source is not None:
             self._keyframe_from(stream.source)
 
-    async def _repeat_keyframe_requests(self) -> None:
-        """Late joiners wait for a keyframe: keep asking while anyone still waits."""
+    async def _every_second(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             while True:
                 await asyncio.sleep(KEYFRAME_INTERVAL)
-                every = [s for streams in self.streams.values() for s in streams.values()]
-                every += self.relay.up.values() if self.relay is not None else ()
-                waiting = {s.source for s in every if s.waiting_keyframe and s.source is not None}
-                for source in waiting:
-                    self._keyframe_from(source)
+                self._apply_budgets()
+                self._repeat_keyframe_requests()
+
+    def _apply_budgets(self) -> None:
+        """Hold back or send again the program picture of subscribers with a budget."""
+        budgets = self.budgets
+        budgets.sample(self._wire, time.monotonic())
+        changed = [room for room in budgets.caps if room in self._wanted and budgets.decide(room, self._wanted[room])]
+        if not changed:
+            return
+        self.reroute()
+        for room in changed:
+            sent = room not in budgets.held
+            log.info("%s: program picture %s: %s", room, "sent again" if sent else "held back", budgets.reasons[room])
+            if self._on_picture is not None:
+                self._on_picture(room, sent, budgets.reasons[room])
+
+    def _repeat_keyframe_requests(self) -> None:
+        """Late joiners wait for a keyframe: keep asking while anyone still waits."""
+        every = [s for streams in self.streams.values() for s in streams.values()]
+        every += self.relay.up.values() if self.relay is not None else ()
+        waiting = {s.source for s in every if s.waiting_keyframe and s.source is not None}
+        for source in waiting:
+            self._keyframe_from(source)

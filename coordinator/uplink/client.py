@@ -58,8 +58,10 @@ class Uplink:
         relayed: RelayedMeeting,
         heartbeat_interval: float,
         ca_file: Path | None = None,
+        budget_kbps: int | None = None,
     ) -> None:
         self.url = control_url(province_url, commune)
+        self.budget_kbps = budget_kbps  # the most the province may send down, kbit/s
         self.commune = commune
         self.relayed = relayed
         self.state = UplinkState()
@@ -104,7 +106,8 @@ class Uplink:
         log.info("uplink to the province open (%s), session %d", self.url, self.state.sessions)
         self._websocket, self._joined = websocket, False
         await self._drop("new control session")  # the province dropped our old peer with the old session
-        await websocket.send(protocol.Hello(version=__version__, capabilities=["control", "commune"]).model_dump_json())
+        hello = protocol.Hello(version=__version__, capabilities=["control", "commune"], receive_kbps=self.budget_kbps)
+        await websocket.send(hello.model_dump_json())
         self.state.up = True
         beats = asyncio.create_task(
             send_heartbeats(websocket, protocol.Heartbeat, lambda: self._heartbeat, "the province"),
@@ -138,6 +141,8 @@ class Uplink:
                 self._answer.set_result(message.sdp)
         elif isinstance(message, protocol.Publish):
             relayed.publish(message.video, message.audio)
+        elif isinstance(message, protocol.ProgramPicture):
+            relayed.set_picture(message.sent, message.reason)
         else:
             log.warning("province reports an error (%s): %s", message.code, message.message)
             if message.code == "bad_offer" and self._answer is not None and not self._answer.done():

@@ -206,6 +206,19 @@ class RelayedMeeting:
         if self.active is not None:
             self.active.router.reroute()
 
+    def set_picture(self, sent: bool, reason: str) -> None:
+        """The province holds its picture back while it does not fit this commune's budget (its sound still
+        comes): the rooms see the fallback room meanwhile."""
+        if sent == self.relay.picture:
+            return
+        self.relay.picture = sent
+        if sent:
+            log.info("province picture sent again (%s): the rooms show the province again", reason)
+        else:
+            log.warning("province picture held back (%s): the rooms see %s, hear the province", reason, self.fallback)
+        if self.active is not None:
+            self.active.router.reroute()
+
     def new_peer(self) -> None:
         """A new uplink peer: what goes up starts again at a keyframe."""
         self.relay.restart_up()
