@@ -72,6 +72,8 @@ def test_a_budget_holds_the_picture_back_while_it_does_not_fit_and_not_at_its_ed
     assert budgets.reasons["xa-c"] == "picture 520 kbit/s and sound 40 kbit/s exceed the budget 300 kbit/s"
     sources.run(230, 40)  # 270: under the budget, not under 85 % of it
     assert (budgets.decide("xa-c", wanted), budgets.held) == (False, {"xa-c"})
+    sources.run(0, 40)  # the chair stopped sending its picture: nobody else was shown it
+    assert (budgets.decide("xa-c", wanted), budgets.held) == (False, {"xa-c"})
     sources.run(200, 40)
     assert (budgets.decide("xa-c", wanted), budgets.held) == (True, set())
     # Without a budget nothing is ever held.

@@ -27,6 +27,9 @@ class ReceiveBudgets:
         self.caps: dict[str, float] = {}  # subscriber -> bits per second
         self.held: set[str] = set()  # subscribers whose program picture is held back
         self.reasons: dict[str, str] = {}
+        # The picture's source and rate when it was held back: a source nobody else receives stops sending
+        # it, and its rate of 0 then says nothing about whether it would fit.
+        self._held_picture: dict[str, tuple[str | None, float]] = {}
         self._history: deque[tuple[float, dict[tuple[str, str], int]]] = deque(maxlen=SAMPLES)
 
     def sample(self, sent: Mapping[tuple[str, str], int], now: float) -> None:
@@ -50,6 +53,7 @@ class ReceiveBudgets:
         self.caps.pop(subscriber, None)
         self.held.discard(subscriber)
         self.reasons.pop(subscriber, None)
+        self._held_picture.pop(subscriber, None)
 
     def decide(self, subscriber: str, wanted: Slots) -> bool:
         """Hold or send the picture of ``wanted`` (the slots without a cap); True when that changed."""
@@ -58,16 +62,22 @@ class ReceiveBudgets:
             return False
         sound = self.rate(wanted.chair_audio, "audio") + self.rate(wanted.floor_audio, "audio")
         picture = self.rate(wanted.program, "video")
-        need = sound + picture
         if subscriber in self.held:
+            source, rate_then = self._held_picture[subscriber]
+            if picture == 0 and source == wanted.program:
+                picture = rate_then
+            need = sound + picture
             if wanted.program is not None and need > RESUME_BELOW * cap:
                 return False
             self.held.discard(subscriber)
+            del self._held_picture[subscriber]
             self.reasons[subscriber] = f"picture and sound {need / 1000:.0f} kbit/s fit the budget {cap / 1000:.0f}"
             return True
+        need = sound + picture
         if need <= cap:
             return False
         self.held.add(subscriber)
+        self._held_picture[subscriber] = (wanted.program, picture)
         self.reasons[subscriber] = (
             f"picture {picture / 1000:.0f} kbit/s and sound {sound / 1000:.0f} kbit/s exceed the budget "
             f"{cap / 1000:.0f} kbit/s"
