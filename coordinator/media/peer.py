@@ -28,19 +28,20 @@ from phonghop.webrtc import peer_connection, prefer
 
 log = logging.getLogger(__name__)
 
-SLOT_LAYOUT = (
+Layout = tuple[tuple[str, str, str], ...]  # (kind, direction the offer must have, slot) per m-line, in order
+SLOT_LAYOUT: Layout = (
     ("video", "sendrecv", "program"),
     ("audio", "sendrecv", "chair_audio"),
     ("audio", "recvonly", "floor_audio"),
 )
 # A web page watching the meeting (the console's live view): the three slots, received only.
-VIEWER_LAYOUT = (
+VIEWER_LAYOUT: Layout = (
     ("video", "recvonly", "program"),
     ("audio", "recvonly", "chair_audio"),
     ("audio", "recvonly", "floor_audio"),
 )
 # The self-test's offer: its test picture and tone, both sent back.
-ECHO_LAYOUT = (
+ECHO_LAYOUT: Layout = (
     ("video", "sendrecv", "test picture"),
     ("audio", "sendrecv", "test tone"),
 )
@@ -89,7 +90,7 @@ def _check_size(sdp: str) -> None:
                 )
 
 
-def check_offer(sdp: str, layout: tuple[tuple[str, str, str], ...] = SLOT_LAYOUT) -> None:
+def check_offer(sdp: str, layout: Layout = SLOT_LAYOUT) -> None:
     """Refuse offers the router cannot serve, with a reason, before aiortc sees them."""
     if not sdp.lstrip().startswith("v=0"):
         raise OfferError("the offer is not SDP (it does not start with 'v=0'); send pc.localDescription.sdp")
@@ -149,7 +150,7 @@ class RoomPeer:
         on_packet: PacketHandler,
         on_keyframe_request: Callable[[str, str], None],
         on_closed: Callable[[RoomPeer], None],
-        layout: tuple[tuple[str, str, str], ...] = SLOT_LAYOUT,
+        layout: Layout = SLOT_LAYOUT,
     ) -> None:
         self.room = room
         self.layout = layout

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from aiortc.rtp import RtpPacket
 
 from coordinator.media.budget import WIRE_OVERHEAD, ReceiveBudgets
-from coordinator.media.peer import VIEWER_LAYOUT, RoomPeer
+from coordinator.media.peer import SLOT_LAYOUT, VIEWER_LAYOUT, Layout, RoomPeer
 from coordinator.media.policy import Slots, slots_for, talker
 from coordinator.media.relay import Relay
 from coordinator.media.rewriter import SlotStream
@@ -116,39 +116,34 @@ class MeetingRouter:
     async def add(self, room: str, offer_sdp: str) -> str:
         """Answer a room's offer; a newer offer replaces the room's older peer."""
         await self.remove(room, "replaced by a new offer")
-        peer = RoomPeer(room, self.occurrence, self.on_packet, self._subscriber_wants_keyframe, self._peer_closed)
-        try:
-            answer = await peer.answer(offer_sdp)
-        except Exception:
-            await peer.close()
-            raise
+        peer, answer = await self._subscribe(room, offer_sdp, SLOT_LAYOUT)
         self.peers[room] = peer
         self._keyframes[room] = KeyframeGate(peer.request_keyframe)
-        self.streams[room] = {
-            slot: SlotStream(room, slot, kind, clock, peer.senders[slot].send)
-            for slot, (kind, clock) in SLOT_KINDS.items()
-        }
         self.reroute()
         return answer
 
     async def add_viewer(self, viewer: str, offer_sdp: str) -> str:
         """Answer a watching page's receive-only offer; it gets what a room in the audience gets."""
         await self.remove_viewer(viewer, "replaced by a new offer")
+        self.viewers[viewer], answer = await self._subscribe(viewer, offer_sdp, VIEWER_LAYOUT)
+        self.reroute()
+        return answer
+
+    async def _subscribe(self, name: str, offer_sdp: str, layout: Layout) -> tuple[RoomPeer, str]:
+        """A peer answering ``offer_sdp`` and its three slot streams."""
         peer = RoomPeer(
-            viewer, self.occurrence, self.on_packet, self._subscriber_wants_keyframe, self._peer_closed, VIEWER_LAYOUT
+            name, self.occurrence, self.on_packet, self._subscriber_wants_keyframe, self._peer_closed, layout
         )
         try:
             answer = await peer.answer(offer_sdp)
         except Exception:
             await peer.close()
             raise
-        self.viewers[viewer] = peer
-        self.streams[viewer] = {
-            slot: SlotStream(viewer, slot, kind, clock, peer.senders[slot].send)
+        self.streams[name] = {
+            slot: SlotStream(name, slot, kind, clock, peer.senders[slot].send)
             for slot, (kind, clock) in SLOT_KINDS.items()
         }
-        self.reroute()
-        return answer
+        return peer, answer
 
     async def remove_viewer(self, viewer: str, reason: str) -> None:
         peer = self.viewers.pop(viewer, None)
