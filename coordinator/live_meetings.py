@@ -321,12 +321,14 @@ class LiveMeetings:
     # --- duty ---------------------------------------------------------------
 
     def _tell_publish(self, room_id: str, video: bool, audio: bool) -> None:
-        task = asyncio.ensure_future(self._channels.send(room_id, Publish(video=video, audio=audio)))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._send_soon(room_id, Publish(video=video, audio=audio))
 
     def _tell_picture(self, room_id: str, sent: bool, reason: str) -> None:
-        task = asyncio.ensure_future(self._channels.send(room_id, ProgramPicture(sent=sent, reason=reason)))
+        self._send_soon(room_id, ProgramPicture(sent=sent, reason=reason))
+
+    def _send_soon(self, room_id: str, message: BaseModel) -> None:
+        """Send from the router's synchronous routing code, without waiting for the room's socket."""
+        task = asyncio.ensure_future(self._channels.send(room_id, message))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
