@@ -480,7 +480,7 @@ def test_a_commune_on_a_budget_sees_its_hall_and_hears_the_province(lab: Lab, me
         )
 
     before = sent_to_c()
-    time.sleep(3)
+    time.sleep(3)  # a window in which no picture may go to C: nothing to wait for
     after = sent_to_c()
     print(
         f"MEASURED budget: sent to C in 3 s: picture {after[0] - before[0]:.0f} B, sound {after[1] - before[1]:.0f} B"
