@@ -22,6 +22,7 @@ import httpx
 QUERIES = {
     "name": 'max by (room, name) (phonghop_room_info{group="commune"})',
     "linked": 'max by (room) (phonghop_room_up{group="commune"})',
+    "picture_held": "max by (room) (phonghop_program_picture_held)",
     "online": 'sum by (commune) (phonghop_room_up{group!="commune"})',
     "total": 'count by (commune) (phonghop_room_up{group!="commune"})',
     "in_meeting": "count by (commune) (phonghop_room_in_meeting == 1)",
@@ -42,6 +43,7 @@ class CommuneRow:
     name: str
     linked: bool | None  # the commune's control channel to the province is open
     media_live: bool | None  # the commune receives the province meeting's media
+    picture_held: bool | None  # the province holds its picture back: over the commune's budget
     rooms_online: int | None
     rooms_total: int | None
     rooms_in_meeting: int | None
@@ -58,8 +60,9 @@ class ProvinceView:
             answers = await asyncio.gather(*(self._query(client, promql) for promql in QUERIES.values()))
         values = dict(zip(QUERIES, answers, strict=True))
         names = {labels["room"]: labels.get("name", "") for labels, _ in values["name"]}
-        linked = _by(values["linked"], "room")
-        per_commune = {key: _by(values[key], "commune") for key in QUERIES if key not in ("name", "linked")}
+        by_participant = ("name", "linked", "picture_held")  # the province's own scrape: the commune is a room
+        linked, held = _by(values["linked"], "room"), _by(values["picture_held"], "room")
+        per_commune = {key: _by(values[key], "commune") for key in QUERIES if key not in by_participant}
         ids = sorted(names.keys() | linked.keys())
         rows = []
         for commune in ids:
@@ -71,6 +74,7 @@ class ProvinceView:
                     name=names.get(commune) or commune,
                     linked=_flag(linked.get(commune)),
                     media_live=_flag(per_commune["media_live"].get(commune)),
+                    picture_held=_flag(held.get(commune)),
                     rooms_online=_count(per_commune["online"].get(commune)),
                     rooms_total=_count(total),
                     # No room in a meeting leaves no series; with rooms reported that is a count of 0.

@@ -450,10 +450,12 @@ def test_a_province_meeting_made_longer_is_longer_in_every_commune(lab: Lab, mee
     assert len(found) == len(COMMUNES)
 
 
-def test_a_commune_on_a_budget_sees_its_hall_and_hears_the_province(lab: Lab, meeting: int) -> None:
+def test_a_commune_on_a_budget_sees_its_hall_and_hears_the_province(
+    lab: Lab, meeting: int, monitoring: MonitoringStack
+) -> None:
     """Commune C's coordinator restarted with a budget below the province's picture and sound: the province
     holds the picture back from C alone (its sound still goes); C's rooms show their hall and hear the
-    province's chair, the other communes keep the chair's picture."""
+    province's chair, the other communes keep the chair's picture; the province page says C gets sound only."""
     commune, rooms = lab.communes["xa-c"], lab.rooms()
     commune.coordinator.stop()
     commune.coordinator.env["PHONGHOP_PROVINCE_BUDGET_KBPS"] = "64"
@@ -472,21 +474,27 @@ def test_a_commune_on_a_budget_sees_its_hall_and_hears_the_province(lab: Lab, me
     others = {room: agent for room, agent in rooms.items() if room not in commune.rooms}
     assert all(shows(agent, CHAIR) for agent in others.values()), "the other communes keep the chair's picture"
 
-    def sent_to_c() -> tuple[float, float]:
+    def sent_to_c() -> dict[str, float]:
         samples = lab.province.metrics()
-        return tuple(  # type: ignore[return-value]
-            sample(samples, "phonghop_rtp_bytes_total", room="xa-c", direction="out", kind=kind) or 0.0
+        return {
+            kind: sample(samples, "phonghop_rtp_bytes_total", room="xa-c", direction="out", kind=kind) or 0.0
             for kind in ("video", "audio")
-        )
+        }
 
     before = sent_to_c()
     time.sleep(3)  # a window in which no picture may go to C: nothing to wait for
-    after = sent_to_c()
-    print(
-        f"MEASURED budget: sent to C in 3 s: picture {after[0] - before[0]:.0f} B, sound {after[1] - before[1]:.0f} B"
-    )
-    assert after[0] == before[0], "no picture goes to the commune over its budget"
-    assert after[1] > before[1], "its sound does"
+    sent = {kind: total - before[kind] for kind, total in sent_to_c().items()}
+    print(f"MEASURED budget: sent to C in 3 s: picture {sent['video']:.0f} B, sound {sent['audio']:.0f} B")
+    assert sent["video"] == 0, "no picture goes to the commune over its budget"
+    assert sent["audio"] > 0, "its sound does"
+    with signed_in(lab.province, *VIEWER) as (client, _):
+        rows = wait_for(
+            lambda: (found := _communes(client))["xa-c"]["media"].startswith("Chỉ nhận tiếng") and found,
+            20,
+            "the province page to say commune C gets the sound only",
+        )
+    assert rows["xa-c"]["media"] == "Chỉ nhận tiếng (vượt giới hạn băng thông)"
+    assert rows["xa-b"]["media"] == "Đang nhận"
 
 
 def test_a_commune_coordinator_stops_at_once_with_its_uplink_open(lab: Lab, meeting: int) -> None:
