@@ -41,3 +41,5 @@ def setup_logging(level: str, program: str, context: str = "", with_meeting: boo
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx says every request at INFO: the coordinator passes monitoring batches on every few seconds.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

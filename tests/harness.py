@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import ssl
@@ -37,10 +38,21 @@ FAST = {
 BOTH_DATABASES = pytest.mark.parametrize("coordinator", ["sqlite", "postgresql"], indirect=True)
 
 
+# Ports for the tests' servers, below the kernel's range for outgoing connections (32768-60999): a port
+# the kernel hands out itself could be taken by some client's connection before the server that was
+# given it binds it (a room's local API once lost its port that way). Each port is given out once.
+_PORTS = iter(random.Random(os.getpid()).sample(range(20000, 32768), 12768))
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    for port in _PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left below 32768 for the tests' servers")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
