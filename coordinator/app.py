@@ -17,6 +17,8 @@ from coordinator.auth import load_operator_token
 from coordinator.connections import Connections
 from coordinator.database import AsyncSession, make_engine, make_sessionmaker, migrate
 from coordinator.dispatch import ControlDispatch
+from coordinator.guests import channel as guest_channel
+from coordinator.guests.invitations import Invitations
 from coordinator.http_guard import HttpGuard
 from coordinator.live_meetings import LiveMeetings
 from coordinator.media.echo import Echoes
@@ -81,6 +83,7 @@ async def build_services(settings: Settings) -> Services:
         control_metrics,
         Screens(),
         checks,
+        Invitations(sessions),
         TokenBuckets(rate=settings.control_messages_per_second, burst=settings.control_message_burst),
     )
     batches = batch_counter(collectors)
@@ -186,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (health, docs, rooms, meetings, calendar, screens, control, agent, readiness, series):
         app.include_router(module.router)
+    app.include_router(guest_channel.router)
     web.install(app, settings)
     app.add_middleware(HttpGuard)  # the outermost: before sessions, routing and any body parsing
     return app

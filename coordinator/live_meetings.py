@@ -20,12 +20,26 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from coordinator.attendance import AttendanceBook
-from coordinator.connections import PendingCommand
+from coordinator.connections import Connection, PendingCommand
 from coordinator.media.peer import VIEWER_LAYOUT, OfferError, check_offer
 from coordinator.media.router import MediaCounters, MeetingRouter
 from coordinator.models import Meeting, Occurrence, utcnow
+from coordinator.participants import CLOSE_MEETING_ENDED
 from coordinator.ratelimit import TokenBuckets
-from phonghop.protocol import Ack, Action, Answer, Error, Floor, MeetingRef, Offer, ProgramPicture, Publish
+from phonghop.protocol import (
+    CLOSE_REPLACED,
+    Ack,
+    Action,
+    Answer,
+    Command,
+    Error,
+    Floor,
+    MeetingRef,
+    Offer,
+    ProgramPicture,
+    Publish,
+    Welcome,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +87,7 @@ class ActiveMeeting:
     joined: set[str] = field(default_factory=set)
     hands: list[str] = field(default_factory=list)  # raised hands, first come first ("commune/room" from a commune)
     groups: list[str] = field(default_factory=list)  # invited groups, for communes running it inside
+    guests: dict[str, str] = field(default_factory=dict)  # guest participant id -> name, while its page is in
     floor_target: str | None = None  # as given: a room, or "commune/room" (the router's floor is the commune)
 
     @property
@@ -90,6 +105,10 @@ class ActiveMeeting:
     def in_meeting(self, room_id: str) -> bool:
         """Joined, and its media is flowing."""
         return room_id in self.joined and self.router.flowing(room_id)
+
+    def takes_part(self, participant: str) -> bool:
+        """A room invited, or a guest whose page is in: who may hold the floor."""
+        return participant in self.expected or participant in self.guests
 
     def ref(self) -> MeetingRef:
         return MeetingRef(
@@ -121,6 +140,7 @@ class LiveMeetings:
         self._background: set[asyncio.Future[bool]] = set()
         self._offers = TokenBuckets(rate=1 / OFFER_EVERY_SECONDS, burst=OFFER_BURST)
         self.hand_listeners: list[HandListener] = []  # a commune's uplink passes its rooms' hands up
+        self._guest_channels: dict[str, Connection] = {}  # guest participant id -> its page's control channel
 
     # --- queries ------------------------------------------------------------
 
@@ -130,7 +150,8 @@ class LiveMeetings:
         return min(candidates, key=lambda m: m.started_at) if candidates else None
 
     def meeting_with(self, room_id: str) -> ActiveMeeting | None:
-        return next((m for m in self.meetings.values() if room_id in m.joined), None)
+        """The meeting a room has joined, or a guest is in."""
+        return next((m for m in self.meetings.values() if room_id in m.joined or room_id in m.guests), None)
 
     # --- what rooms do (RoomListener) -------------------------------------------
 
@@ -182,7 +203,7 @@ class LiveMeetings:
         except OfferError as exc:
             return Error(code="bad_offer", message=str(exc))
         meeting.router.set_budget(room_id, self._channels.receive_kbps(room_id))
-        await self._channels.send(room_id, Answer(occurrence=offer.occurrence, sdp=sdp))
+        await self._send(room_id, Answer(occurrence=offer.occurrence, sdp=sdp))
         log.info("room %s: media offer for meeting %s answered", room_id, meeting.meeting_id)
         return None
 
@@ -220,7 +241,7 @@ class LiveMeetings:
         meeting = self.meeting_with(room_id)
         if meeting is None or meeting.chair != room_id:
             return Error(code="not_chair", message="only the chair room of a running meeting can give the floor")
-        if target is not None and holder_of(target) not in meeting.expected:
+        if target is not None and not meeting.takes_part(holder_of(target)):
             return Error(code="not_invited", message=f"room {target} is not invited to this meeting")
         await self.set_floor(meeting.meeting_id, target)
         return None
@@ -264,6 +285,11 @@ class LiveMeetings:
         if active is None:
             return
         await self.book.end_occurrence(active.occurrence_id, utcnow())
+        for guest in list(active.guests):
+            channel = self._guest_channels.pop(guest, None)
+            if channel is not None:
+                await channel.close(CLOSE_MEETING_ENDED, "meeting ended")
+        active.guests.clear()
         await active.router.close()
         log.info("meeting %s (%s) ended: %s", meeting_id, active.title, reason)
         active.joined.clear()
@@ -303,8 +329,8 @@ class LiveMeetings:
         await self.book.set_floor(active.occurrence_id, room_id)
         log.info("meeting %s: floor %s", meeting_id, f"given to {room_id}" if room_id else "back to the chair")
         message = Floor(meeting=meeting_id, room=room_id)
-        for room in sorted(active.joined):
-            await self._channels.send(room, message)
+        for participant in sorted(active.joined | set(active.guests)):
+            await self._send(participant, message)
 
     def set_muted(self, meeting_id: int, room_id: str, muted: bool) -> None:
         """A muted room's sound is not forwarded to anyone (its picture still is)."""
@@ -313,10 +339,49 @@ class LiveMeetings:
 
     async def shutdown(self) -> None:
         for meeting in list(self.meetings.values()):
-            for room in sorted(meeting.joined):
+            for room in sorted(meeting.joined | set(meeting.guests)):
                 await self.book.left(meeting.occurrence_id, room, utcnow(), "coordinator stopped")
             meeting.joined.clear()
+            meeting.guests.clear()
             await meeting.router.close()
+
+    # --- guests ---------------------------------------------------------------
+
+    async def guest_arrived(self, meeting: ActiveMeeting, channel: Connection, name: str) -> None:
+        """A guest's page opened its control channel: it is in, and told to join like a room."""
+        guest = channel.room_id
+        older = self._guest_channels.get(guest)
+        if older is not None:  # the same invitation opened again (another tab, a reload): the newer one stays
+            await self.guest_left(guest, "replaced by a newer connection")
+            await older.close(CLOSE_REPLACED, "the invitation was opened again elsewhere")
+        self._guest_channels[guest] = channel
+        meeting.guests[guest] = name
+        await self.book.joined(meeting.occurrence_id, guest, utcnow())
+        log.info("guest %s (%s) joined meeting %s", guest, name, meeting.meeting_id)
+        await channel.send(Welcome(room=guest, heartbeat_interval=0))
+        await channel.send(Command(id=f"{guest}-join", action="join", meeting=meeting.ref()))
+        if meeting.floor_target is not None:
+            await channel.send(Floor(meeting=meeting.meeting_id, room=meeting.floor_target))
+
+    async def guest_left(self, guest: str, reason: str, channel: Connection | None = None) -> None:
+        """The guest's page went away (``channel``: only if that is still its current one)."""
+        if channel is not None and self._guest_channels.get(guest) is not channel:
+            return
+        self._guest_channels.pop(guest, None)
+        meeting = self.meeting_with(guest)
+        if meeting is None:
+            return
+        meeting.guests.pop(guest, None)
+        await self._leave(meeting, guest, reason)
+        await self.book.left(meeting.occurrence_id, guest, utcnow(), reason)
+        log.info("guest %s left meeting %s (%s)", guest, meeting.meeting_id, reason)
+
+    async def send_guest_away(self, guest: str, code: int, reason: str) -> None:
+        """The operator removed the guest, or the meeting ended: its page is told why and leaves."""
+        channel = self._guest_channels.get(guest)
+        await self.guest_left(guest, reason)
+        if channel is not None:
+            await channel.close(code, reason)
 
     # --- duty ---------------------------------------------------------------
 
@@ -326,9 +391,16 @@ class LiveMeetings:
     def _tell_picture(self, room_id: str, sent: bool, reason: str) -> None:
         self._send_soon(room_id, ProgramPicture(sent=sent, reason=reason))
 
+    async def _send(self, participant: str, message: BaseModel) -> bool:
+        """To a room's agent, or a guest's page."""
+        guest = self._guest_channels.get(participant)
+        if guest is not None:
+            return await guest.send(message)
+        return await self._channels.send(participant, message)
+
     def _send_soon(self, room_id: str, message: BaseModel) -> None:
         """Send from the router's synchronous routing code, without waiting for the room's socket."""
-        task = asyncio.ensure_future(self._channels.send(room_id, message))
+        task = asyncio.ensure_future(self._send(room_id, message))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from coordinator import heap
 from coordinator.connections import Connections
 from coordinator.live_meetings import LiveMeetings
+from coordinator.participants import is_guest
 from coordinator.readiness_store import ReadinessStore
 from coordinator.registry import Registry
 from phonghop.protocol import DEVICE_NAMES
@@ -89,6 +90,11 @@ class StateCollector(Collector):
         meeting_info = GaugeMetricFamily(
             "phonghop_meeting_info", "Meeting identity", labels=["meeting", "title", "chair"]
         )
+        guests = GaugeMetricFamily(
+            "phonghop_meeting_guests",
+            "Guests (by invitation, from a browser) in the running meeting",
+            labels=["meeting"],
+        )
         next_start = GaugeMetricFamily(
             "phonghop_meeting_next_start_timestamp_seconds",
             "Next scheduled start",
@@ -102,10 +108,11 @@ class StateCollector(Collector):
             if meeting.meeting_id not in self._next_starts:
                 active.add_metric([label], 1.0)
             expected.add_metric([label], float(len(meeting.expected)))
+            guests.add_metric([label], float(len(meeting.guests)))
             meeting_info.add_metric([label, meeting.title, meeting.chair], 1.0)
             for room_id in sorted(meeting.expected):
                 in_meeting.add_metric([room_id, label], 1.0 if meeting.in_meeting(room_id) else 0.0)
-        yield from (active, expected, in_meeting, meeting_info, next_start)
+        yield from (active, expected, in_meeting, meeting_info, guests, next_start)
         yield from self._media()
         tasks = GaugeMetricFamily(
             "phonghop_coordinator_tasks", "Asyncio tasks alive in the coordinator (a leak shows as steady growth)"
@@ -135,6 +142,8 @@ class StateCollector(Collector):
         )
         for meeting in live.meetings.values():
             for room_id, peer in meeting.router.peers.items():
+                if is_guest(room_id):
+                    continue
                 quality = peer.quality
                 if quality.rtt is not None:
                     rtt.add_metric([room_id], quality.rtt)
@@ -149,14 +158,27 @@ class StateCollector(Collector):
             "Media payload bytes per room, direction and kind",
             labels=["room", "direction", "kind"],
         )
+        guest_bytes: dict[tuple[str, str], float] = {}
         for (room_id, direction, kind), value in sorted(counters.bytes.items()):
-            media_bytes.add_metric([room_id, direction, kind], float(value))
+            if is_guest(room_id):  # one series for all guests: their ids come and go with invitations
+                guest_bytes[(direction, kind)] = guest_bytes.get((direction, kind), 0.0) + value
+            else:
+                media_bytes.add_metric([room_id, direction, kind], float(value))
+        guest_media = CounterMetricFamily(
+            "phonghop_guest_rtp_bytes",
+            "Media payload bytes of all guests, per direction and kind",
+            labels=["direction", "kind"],
+        )
+        for (direction, kind), total in sorted(guest_bytes.items()):
+            guest_media.add_metric([direction, kind], total)
         forwarded = CounterMetricFamily("phonghop_rtp_packets_forwarded", "RTP packets sent on by the router")
         forwarded.add_metric([], float(counters.forwarded))
         keyframes = CounterMetricFamily(
             "phonghop_keyframe_requests", "Keyframe requests to a publishing room", labels=["room"]
         )
         for room_id, value in sorted(counters.keyframe_requests.items()):
+            if is_guest(room_id):
+                continue
             keyframes.add_metric([room_id], float(value))
         held = GaugeMetricFamily(
             "phonghop_program_picture_held",
@@ -173,7 +195,7 @@ class StateCollector(Collector):
             "phonghop_live_view_bytes", "Media payload bytes sent to web pages watching a meeting"
         )
         viewer_bytes.add_metric([], float(counters.viewer_bytes))
-        yield from (rtt, loss, jitter, media_bytes, forwarded, keyframes, held, viewers, viewer_bytes)
+        yield from (rtt, loss, jitter, media_bytes, guest_media, forwarded, keyframes, held, viewers, viewer_bytes)
 
 
 class ReadinessCollector(Collector):
@@ -221,6 +243,18 @@ class ControlMetrics:
             "phonghop_control_errors",
             "Bad messages received from an authenticated room",
             ["room", "reason"],
+            registry=registry,
+        )
+        self.guest_entries = Counter(
+            "phonghop_guest_entries",
+            "Guests' attempts to enter with an invitation's link or code, by result",
+            ["result"],
+            registry=registry,
+        )
+        self.guest_errors = Counter(
+            "phonghop_guest_control_errors",
+            "Bad messages received from a guest's page",
+            ["reason"],
             registry=registry,
         )
 

@@ -1,4 +1,4 @@
-"""Persistent state: rooms, meetings, meeting occurrences and attendance."""
+"""Persistent state: rooms, meetings, meeting occurrences, attendance and guests' invitations."""
 
 from __future__ import annotations
 
@@ -96,6 +96,25 @@ class Attendance(Base):
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
     left_at: Mapped[datetime | None]
     left_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class Invitation(Base):
+    """One named guest's admission to one occurrence of a meeting (known by its scheduled start, so it can be
+    made before the meeting starts): a link and a short code, both stored only as hashes."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), index=True)
+    scheduled_start: Mapped[datetime]
+    # The occurrence's end as scheduled; once it runs, its own end (which the operator may move) counts.
+    expires_at: Mapped[datetime]
+    guest_name: Mapped[str] = mapped_column(String(100))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    code_hash: Mapped[str] = mapped_column(String(64), index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
 
 
 class User(Base):

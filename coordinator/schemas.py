@@ -190,7 +190,8 @@ class FloorOut(BaseModel):
 
 
 class AttendanceOut(BaseModel):
-    room: str
+    room: str  # a room's id, or a guest's participant id ("khach:<invitation>")
+    guest: str | None = None  # the guest's name, for a guest
     joined_at: datetime
     left_at: datetime | None
     left_reason: str | None

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from coordinator.attendance import AttendanceBook
 from coordinator.connections import Connections
 from coordinator.dispatch import ControlDispatch
+from coordinator.guests.invitations import Invitations
 from coordinator.live_meetings import LiveMeetings
 from coordinator.metrics import ControlMetrics
 from coordinator.ratelimit import TokenBuckets
@@ -40,6 +41,7 @@ class Services:
     control_metrics: ControlMetrics
     screens: Screens
     readiness: ReadinessChecks
+    guests: Invitations
     # Control messages per room (api.control), from the settings' burst and rate.
     control_limits: TokenBuckets = field(default_factory=lambda: TokenBuckets(rate=10.0, burst=60))
     uplink: Uplink | None = None  # a commune in a province: its link to the province's meetings

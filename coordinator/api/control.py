@@ -8,6 +8,7 @@ and the connection stays: one room's mistake never disturbs another room.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
@@ -17,7 +18,7 @@ from coordinator.auth import room_refusal
 from coordinator.connections import Connection
 from coordinator.errors import error_body
 from coordinator.services import Services
-from phonghop.protocol import CLOSE_RESTART, Error, Welcome, agent_message, explain
+from phonghop.protocol import CLOSE_RESTART, AnyAgentMessage, Error, Welcome, agent_message, explain
 
 log = logging.getLogger(__name__)
 CLOSE_POLICY = 1008  # WebSocket "policy violation"
@@ -53,6 +54,31 @@ async def control_channel(websocket: WebSocket, room_id: str) -> None:
     conn = Connection(room_id, websocket)
     await services.connections.attach(conn)
     reason = "connection closed"
+    try:
+        reason = await serve_messages(
+            conn,
+            services,
+            services.dispatch.handle,
+            lambda label: services.control_metrics.errors.labels(room_id, label).inc(),
+        )
+    finally:
+        await services.connections.detach(conn, reason)
+
+
+MessageHandler = Callable[[Connection, AnyAgentMessage], Awaitable[Error | None]]
+
+
+async def serve_messages(
+    conn: Connection, services: Services, handle: MessageHandler, count_error: Callable[[str], None]
+) -> str:
+    """Read a participant's control messages until the channel ends; returns why it ended.
+
+    A room's agent and a guest's page speak the same protocol: each message is
+    checked, a bad one answered with ``error`` (and counted), a good one handed
+    to ``handle``; too many at once close the channel.
+    """
+    who = conn.room_id
+    websocket = conn.websocket
     limit = services.settings.max_message_bytes
     settings = services.settings
     try:
@@ -61,22 +87,20 @@ async def control_channel(websocket: WebSocket, room_id: str) -> None:
             if event["type"] == "websocket.disconnect":
                 code = event.get("code")
                 # 1012 is the server's own "service restart", sent to every socket as it stops.
-                reason = "coordinator stopped" if code == CLOSE_RESTART else f"agent disconnected (code {code})"
-                break
-            if services.control_limits.take(room_id) > 0:
-                services.control_metrics.errors.labels(room_id, "rate_limited").inc()
+                return "coordinator stopped" if code == CLOSE_RESTART else f"agent disconnected (code {code})"
+            if services.control_limits.take(who) > 0:
+                count_error("rate_limited")
                 log.warning(
-                    "room %s: over %d control messages at once or %.0f a second; closing its channel",
-                    room_id,
+                    "%s: over %d control messages at once or %.0f a second; closing its channel",
+                    who,
                     settings.control_message_burst,
                     settings.control_messages_per_second,
                 )
-                reason = "rate limited"
                 await conn.close(
                     CLOSE_POLICY,
                     f"rate limit: over {settings.control_messages_per_second:g} messages/s; slow down and reconnect",
                 )
-                break
+                return "rate limited"
             text = event.get("text")
             problem: tuple[str, str] | None = None
             if text is None:
@@ -92,16 +116,14 @@ async def control_channel(websocket: WebSocket, room_id: str) -> None:
                 except ValidationError as exc:
                     problem = ("invalid", explain(exc))
                 else:
-                    complaint = await services.dispatch.handle(conn, parsed)
+                    complaint = await handle(conn, parsed)
                     if complaint is not None:
                         problem = (complaint.code, complaint.message)
             if problem is not None:
                 label, explanation = problem
-                services.control_metrics.errors.labels(room_id, label).inc()
-                log.warning("room %s: bad control message (%s): %s", room_id, label, explanation)
+                count_error(label)
+                log.warning("%s: bad control message (%s): %s", who, label, explanation)
                 await conn.send(Error(code=label, message=explanation))
     except Exception as exc:
-        reason = f"connection error: {exc.__class__.__name__}"
-        log.info("room %s: control channel error: %r", room_id, exc)
-    finally:
-        await services.connections.detach(conn, reason)
+        log.info("%s: control channel error: %r", who, exc)
+        return f"connection error: {exc.__class__.__name__}"

@@ -11,6 +11,7 @@ from coordinator.errors import ApiError
 from coordinator.ical import calendar_feed
 from coordinator.live_meetings import holder_of
 from coordinator.models import Meeting
+from coordinator.participants import invitation_of
 from coordinator.recurrence import next_start
 from coordinator.schedule import expected_rooms, timing_of
 from coordinator.schemas import (
@@ -116,6 +117,9 @@ async def end_now(meeting_id: int, services: Svc) -> MeetingOut:
 @router.get("/{meeting_id}/occurrences", dependencies=[Reader])
 async def occurrences(meeting_id: int, services: Svc) -> list[OccurrenceOut]:
     await services.schedule.get(meeting_id)
+    history = await services.book.history(meeting_id)
+    numbers = {n for _, rows in history for a in rows if (n := invitation_of(a.room_id)) is not None}
+    guest_names = await services.guests.names(numbers)
     return [
         OccurrenceOut(
             id=occ.id,
@@ -127,6 +131,7 @@ async def occurrences(meeting_id: int, services: Svc) -> list[OccurrenceOut]:
             attendance=[
                 AttendanceOut(
                     room=a.room_id,
+                    guest=guest_names.get(n) if (n := invitation_of(a.room_id)) is not None else None,
                     joined_at=a.joined_at,
                     left_at=a.left_at,
                     left_reason=a.left_reason,
@@ -134,7 +139,7 @@ async def occurrences(meeting_id: int, services: Svc) -> list[OccurrenceOut]:
                 for a in rows
             ],
         )
-        for occ, rows in await services.book.history(meeting_id)
+        for occ, rows in history
     ]
 
 

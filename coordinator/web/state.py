@@ -13,6 +13,8 @@ from coordinator.web.users import Users
 # Wrong passwords: from one address 10, then one every 12 s; for one user name 5, then one a minute.
 ADDRESS_FAILURES, ADDRESS_EVERY_SECONDS = 10, 12.0
 USER_FAILURES, USER_EVERY_SECONDS = 5, 60.0
+# Guests' wrong codes or links: from one address 10, then one every 12 s (a million codes stay out of reach).
+GUEST_FAILURES, GUEST_EVERY_SECONDS = 10, 12.0
 
 
 @dataclass
@@ -38,6 +40,9 @@ class WebState:
     users: Users
     history: History
     sign_in_limits: SignInLimits = field(default_factory=SignInLimits)
+    guest_entries: TokenBuckets = field(
+        default_factory=lambda: TokenBuckets(rate=1 / GUEST_EVERY_SECONDS, burst=GUEST_FAILURES)
+    )
 
 
 def web_state(request: Request) -> WebState:

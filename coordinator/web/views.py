@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from coordinator.live_meetings import ActiveMeeting
+from coordinator.models import Invitation
+from coordinator.participants import guest_id
 from coordinator.registry import RoomRecord
 from coordinator.services import Services
 from coordinator.web.readiness import ReadinessMark, readiness_of
@@ -139,6 +141,46 @@ def console_rooms(services: Services, meeting: ActiveMeeting) -> list[ConsoleRoo
                 hand=meeting.hands.index(room_id) + 1 if room_id in meeting.hands else None,
                 on_floor=meeting.floor == room_id,
                 is_chair=meeting.chair == room_id,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class ConsoleGuest:
+    """One invitation of the occurrence the console shows, and what its guest does now."""
+
+    invitation_id: int
+    participant: str
+    name: str
+    state: str  # "in", "connecting", "not_in", "revoked", "expired"
+    hand: int | None
+    on_floor: bool
+    muted: bool
+
+
+def console_guests(invitations: list[Invitation], meeting: ActiveMeeting | None, at: datetime) -> list[ConsoleGuest]:
+    rows = []
+    for invitation in invitations:
+        guest = guest_id(invitation.id)
+        inside = meeting is not None and guest in meeting.guests
+        if invitation.revoked_at is not None:
+            state = "revoked"
+        elif inside:
+            state = "in" if meeting is not None and meeting.router.flowing(guest) else "connecting"
+        elif meeting is None and at >= invitation.expires_at:
+            state = "expired"
+        else:
+            state = "not_in"
+        rows.append(
+            ConsoleGuest(
+                invitation_id=invitation.id,
+                participant=guest,
+                name=invitation.guest_name,
+                state=state,
+                hand=meeting.hands.index(guest) + 1 if meeting is not None and guest in meeting.hands else None,
+                on_floor=meeting is not None and meeting.floor == guest,
+                muted=meeting is not None and guest in meeting.router.muted,
             )
         )
     return rows

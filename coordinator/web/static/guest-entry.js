@@ -1,0 +1,13 @@
+// An invitation link carries its secret after '#', which the browser never sends to a server by itself:
+// this page takes it off the address (so it stays out of the history too) and posts it.
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    var secret = window.location.hash.replace(/^#/, "");
+    if (!secret) return;
+    history.replaceState(null, "", window.location.pathname);
+    var form = document.getElementById("link-form");
+    form.querySelector("input[name=secret]").value = decodeURIComponent(secret);
+    form.submit();
+  });
+})();
