@@ -11,17 +11,20 @@ from __future__ import annotations
 import re
 import shutil
 import time
+import wave
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import av
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
-from phonghop.testpattern import read_code, room_with_code, tone_hz
-from tests.harness import ROOT, Agent, Coordinator, wait_for
+from phonghop.testpattern import draw_frame, read_code, room_code, room_with_code, tone_hz
+from tests.harness import ROOT, Agent, Coordinator, free_port, sample, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -36,8 +39,8 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",  # the test listens to the live view's sound itself
 ]
 ARTIFACTS = ROOT / "artifacts" / "web"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 360, "height": 740}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 360, "height": 740}
 ROOMS = {"ubnd": "hall", "tdp-01": "residential_group", "tdp-02": "residential_group", "th-phong-son": "school"}
 AUDIENCE = {"tdp-02", "th-phong-son"}  # rooms whose program slot the console shows following the floor
 TV_ROOM = "tdp-02"  # composes its TV picture on a dummy display and uploads it, as a real room does
@@ -47,15 +50,22 @@ TV = (
 )
 SMALL_SOURCE = "[test_source]\nwidth = 320\nheight = 180\nfps = 10\nbitrate = 150000\n"
 PASSWORD = "mat-khau-thu-nghiem"
+GUEST_SOURCE = "khach-thu-nghiem"  # whose test code and tone the guest's fake camera and microphone carry
 WAIT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium package is missing (./dev test)")
 
 
+@dataclass
+class Commune:
+    coordinator: Coordinator
+    agents: dict[str, Agent]
+
+
 @pytest.fixture
-def commune(tmp_path: Path) -> Iterator[Coordinator]:
+def commune(tmp_path: Path) -> Iterator[Commune]:
     coordinator = Coordinator(tmp_path / "coordinator").start()
-    agents: list[Agent] = []
+    agents: dict[str, Agent] = {}
     try:
         for room, group in ROOMS.items():
             token = coordinator.enroll(room, group, name=f"Phòng {room}")
@@ -64,22 +74,49 @@ def commune(tmp_path: Path) -> Iterator[Coordinator]:
             if room == TV_ROOM:
                 extra += TV
                 env["SDL_VIDEODRIVER"] = "dummy"
-            agents.append(Agent(coordinator, room, token, tmp_path / "rooms" / room, extra, env=env).start())
+            port = free_port() if room == TV_ROOM else 0  # the test reads what this room decodes
+            agents[room] = Agent(coordinator, room, token, tmp_path / "rooms" / room, extra, port, env).start()
         for name, role in (("vanhanh", "operator"), ("huyen", "viewer")):
             result = coordinator.add_user(name, role, PASSWORD)
             assert result.returncode == 0, result.stderr
-        yield coordinator
+        yield Commune(coordinator, agents)
     finally:
-        for agent in agents:
+        for agent in agents.values():
             agent.stop()
         coordinator.stop()
 
 
+def _camera_and_microphone(folder: Path) -> list[str]:
+    """Chromium's fake camera and microphone play the guest's test code and tone (a guest's page asks for them)."""
+    video, audio = folder / "camera.y4m", folder / "micro.wav"
+    with av.open(str(video), "w", format="yuv4mpegpipe") as out:
+        stream = out.add_stream("rawvideo", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        for index in range(30):
+            picture = draw_frame(room_code(GUEST_SOURCE), index, 640, 360)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="yuv420p")))
+        out.mux(stream.encode())
+    rate = 48000
+    samples = np.sin(2 * np.pi * tone_hz(GUEST_SOURCE) * np.arange(2 * rate) / rate)
+    with wave.open(str(audio), "wb") as sound:
+        sound.setnchannels(1)
+        sound.setsampwidth(2)
+        sound.setframerate(rate)
+        sound.writeframes((samples * 12000).astype("<i2").tobytes())
+    return [
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",  # the guest's "allow" to camera and microphone
+        f"--use-file-for-fake-video-capture={video}",
+        f"--use-file-for-fake-audio-capture={audio}",
+    ]
+
+
 @pytest.fixture
-def browser() -> Iterator[Browser]:
+def browser(tmp_path: Path) -> Iterator[Browser]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        args = CHROMIUM_ARGS + _camera_and_microphone(tmp_path)
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
         yield chromium
         chromium.close()
 
@@ -98,8 +135,8 @@ def _sign_in(page: Page, base: str, name: str = "vanhanh") -> None:
 
 
 # The live view's picture as the page shows it (its luma), and the loudest frequency of its sound.
-LIVE_PICTURE_JS = """() => {
-  const video = document.querySelector('#live-video');
+LIVE_PICTURE_JS = """(selector) => {
+  const video = document.querySelector(selector);
   if (!video.videoWidth) return null;
   const canvas = document.createElement('canvas');
   canvas.width = video.videoWidth;
@@ -113,8 +150,8 @@ LIVE_PICTURE_JS = """() => {
   }
   return {width: canvas.width, height: canvas.height, luma};
 }"""
-LIVE_TONE_JS = """async () => {
-  const video = document.querySelector('#live-video');
+LIVE_TONE_JS = """async (selector) => {
+  const video = document.querySelector(selector);
   const context = new AudioContext();
   const analyser = context.createAnalyser();
   analyser.fftSize = 8192;
@@ -130,22 +167,22 @@ LIVE_TONE_JS = """async () => {
 }"""
 
 
-def _live_room(page: Page) -> str | None:
-    """The room whose test code the live view's picture shows now."""
-    picture = page.evaluate(LIVE_PICTURE_JS)
+def _live_room(page: Page, video: str = "#live-video") -> str | None:
+    """The room whose test code the page's video (the live view's, or a guest's program) shows now."""
+    picture = page.evaluate(LIVE_PICTURE_JS, video)
     if picture is None:
         return None
     luma = np.array(picture["luma"], dtype=np.uint8).reshape(picture["height"], picture["width"])
     return room_with_code(read_code(luma), ROOMS)
 
 
-def _live_tone_is(page: Page, room: str) -> bool:
-    hz = page.evaluate(LIVE_TONE_JS)
+def _live_tone_is(page: Page, room: str, video: str = "#live-video") -> bool:
+    hz = page.evaluate(LIVE_TONE_JS, video)
     return hz is not None and abs(hz - tone_hz(room)) < 25
 
 
-def test_operator_runs_a_meeting_from_the_browser(commune: Coordinator, browser: Browser) -> None:
-    coordinator = commune
+def test_operator_runs_a_meeting_from_the_browser(commune: Commune, browser: Browser) -> None:
+    coordinator = commune.coordinator
     base = coordinator.url
     page = browser.new_page(viewport=DESKTOP, locale="vi-VN")
     page.set_default_timeout(WAIT_MS)
@@ -209,7 +246,7 @@ def test_operator_runs_a_meeting_from_the_browser(commune: Coordinator, browser:
     expect(page.locator("#on-program")).to_contain_text("tdp-01")
     # What the router sends the rooms follows too.
     for room in AUDIENCE:
-        expect(page.locator(f"#c-{room} .receives")).to_have_text("tdp-01", timeout=30_000)
+        expect(page.locator(f"#c-{room} .receives")).to_have_attribute("data-room", "tdp-01", timeout=30_000)
     # The TV picture tdp-02's agent uploads reaches the console without a reload.
     picture = page.locator("#program-picture")
     expect(picture).to_have_attribute("src", re.compile(r"^/phong/tdp-02/man-hinh\.png\?v="))
@@ -230,7 +267,9 @@ def test_operator_runs_a_meeting_from_the_browser(commune: Coordinator, browser:
     page.click("button:has-text('Lấy lại lời về chủ trì')")
     expect(page.locator("#on-program")).to_contain_text("ubnd")
     for room in AUDIENCE:
-        expect(page.locator(f"#c-{room} .receives")).to_have_text("ubnd", timeout=30_000)
+        expect(page.locator(f"#c-{room} .receives")).to_have_attribute("data-room", "ubnd", timeout=30_000)
+
+    _a_guest_joins_from_a_phone(commune, browser, page, meeting["id"])
 
     # The room page.
     page.click("#c-tdp-01 a")
@@ -267,9 +306,101 @@ def test_operator_runs_a_meeting_from_the_browser(commune: Coordinator, browser:
     page.close()
 
 
-def test_phone_forms_are_usable(commune: Coordinator, browser: Browser) -> None:
+# Run before the guest's page: its offer lists H264 before VP8, as Safari's does; the answer must still
+# make both ways VP8. The page's peer connections are kept for the test to read their statistics.
+H264_FIRST_JS = """(() => {
+  window.__peers = [];
+  const Original = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (config) {
+    const pc = new Original(config);
+    window.__peers.push(pc);
+    const add = pc.addTransceiver.bind(pc);
+    pc.addTransceiver = (kind, init) => {
+      const transceiver = add(kind, init);
+      if (kind === 'video') {
+        const codecs = RTCRtpReceiver.getCapabilities('video').codecs;
+        const rank = (c) => (c.mimeType === 'video/H264' ? 0 : c.mimeType === 'video/VP8' ? 1 : 2);
+        transceiver.setCodecPreferences(codecs.slice().sort((a, b) => rank(a) - rank(b)));
+      }
+      return transceiver;
+    };
+    return pc;
+  };
+})();"""
+SENT_VIDEO_CODEC_JS = """async () => {
+  const pc = window.__peers[window.__peers.length - 1];
+  const stats = await pc.getStats();
+  let codec = null;
+  stats.forEach((s) => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video' && s.codecId) codec = stats.get(s.codecId).mimeType;
+  });
+  return codec;
+}"""
+FRAMES_JS = "document.querySelector('#guest-program').getVideoPlaybackQuality().totalVideoFrames"
+
+
+def _a_guest_joins_from_a_phone(commune: Commune, browser: Browser, console: Page, meeting: int) -> None:
+    """The operator invites a guest from the console; the guest joins from a phone with the link, sees and
+    hears the chair, raises the hand, is given the floor and is seen and heard in the rooms, then is sent away."""
+    coordinator, audience = commune.coordinator, commune.agents["tdp-02"]
+    console.fill("#guest-name", "Chủ tịch xã (đang đi công tác)")
+    console.click("button:has-text('Tạo lời mời')")
+    expect(console.locator("#invite-code")).to_have_text(re.compile(r"^\d{6}$"))
+    link = console.locator("#invite-link").input_value()
+    expect(console.locator("#guests")).to_contain_text("Chưa vào")
+
+    phone = browser.new_context(viewport=PHONE, locale="vi-VN", is_mobile=True, has_touch=True)
+    guest = phone.new_page()
+    guest.set_default_timeout(WAIT_MS)
+    guest.add_init_script(H264_FIRST_JS)
+    guest.goto(link)
+    expect(guest).to_have_url(re.compile(r"/khach/phong$"))  # the secret is gone from the address
+    expect(guest.locator("#guest-name")).to_have_text("Chủ tịch xã (đang đi công tác)")
+    expect(guest.locator("#guest-state")).to_have_text("Camera và micrô sẵn sàng. Bấm “Vào họp”.")
+    _shot(guest, "phone-khach-moi")
+    assert guest.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert guest.locator("#guest-hand").is_hidden()  # only once in the meeting
+
+    clicked = time.monotonic()
+    guest.click("#guest-join")
+    wait_for(lambda: _live_room(guest, "#guest-program") == "ubnd", 30, "the chair's code at the guest")
+    print(f"MEASURED guest: the chair's code decoded {time.monotonic() - clicked:.2f} s after 'Vào họp'")
+    expect(guest.locator("#guest-state")).to_contain_text("Bạn đang dự họp")
+    wait_for(lambda: _live_tone_is(guest, "ubnd", "#guest-program"), 30, "the chair's tone at the guest")
+    samples = coordinator.metrics()
+    assert sample(samples, "phonghop_meeting_guests", meeting=str(meeting)) == 1.0
+
+    guest.click("#guest-hand")
+    console.reload()
+    expect(console.locator("#guests .badge.warn")).to_contain_text("✋ 1", timeout=10_000)
+    expect(console.locator("#hands")).to_contain_text("Khách: Chủ tịch xã")
+    console.locator("#guests button:has-text('Trao lời')").click()
+    expect(console.locator(".flash")).to_have_text("Đã trao lời cho khách Chủ tịch xã (đang đi công tác).")
+    for room in AUDIENCE:
+        expect(console.locator(f"#c-{room} .receives")).to_have_text("Khách: Chủ tịch xã (đang đi công tác)")
+    expect(guest.locator("#guest-state")).to_contain_text("Bạn đang phát biểu")
+    rooms = [*ROOMS, GUEST_SOURCE]
+    wait_for(lambda: audience.decoded(rooms)[0] == GUEST_SOURCE, 30, "the guest's picture in the room tdp-02")
+    wait_for(lambda: audience.decoded(rooms)[1][1] == GUEST_SOURCE, 30, "the guest's voice in the room tdp-02")
+    assert guest.evaluate(SENT_VIDEO_CODEC_JS) == "video/VP8"
+    _shot(console, "desktop-dieu-hanh-khach")
+
+    console.click("button:has-text('Lấy lại lời về chủ trì')")
+    wait_for(lambda: _live_room(guest, "#guest-program") == "ubnd", 30, "the chair back at the guest")
+    frames = guest.evaluate(FRAMES_JS)
+    wait_for(lambda: guest.evaluate(FRAMES_JS) >= frames + 5, 5, "the guest's program still moving")
+    wait_for(lambda: audience.decoded(rooms)[0] == "ubnd", 30, "the chair back in the room tdp-02")
+
+    console.once("dialog", lambda dialog: dialog.accept())
+    console.locator("#guests button:has-text('Mời ra')").click()
+    expect(guest.locator("#guest-state")).to_contain_text("Người điều hành đã mời bạn ra khỏi cuộc họp")
+    expect(console.locator("#guests")).to_contain_text("Đã thu hồi lời mời")
+    phone.close()
+
+
+def test_phone_forms_are_usable(commune: Commune, browser: Browser) -> None:
     """The schedule form on a 360 px phone: fits the width; an invalid recurrence is refused by its field."""
-    coordinator = commune
+    coordinator = commune.coordinator
     page = browser.new_page(viewport=PHONE, locale="vi-VN", is_mobile=True, has_touch=True)
     page.set_default_timeout(WAIT_MS)
     _sign_in(page, coordinator.url)

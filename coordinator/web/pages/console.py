@@ -53,6 +53,12 @@ def _occurrence_of(meeting: Meeting, active: ActiveMeeting | None, now: datetime
     return (start, start + timedelta(seconds=meeting.duration_seconds)) if start is not None else None
 
 
+def _who(active: ActiveMeeting, participant: str) -> str:
+    """A room or a guest as a flash message names them."""
+    guest = active.guests.get(participant)
+    return f"khách {guest}" if guest is not None else f"phòng {participant}"
+
+
 def _back(meeting_id: int, message: str, request: Request) -> RedirectResponse:
     request.session["flash"] = message
     return RedirectResponse(f"/cuoc-hop/{meeting_id}", status_code=303)
@@ -98,7 +104,7 @@ async def give_floor(request: Request, meeting_id: int, services: Svc, user: Cha
     room = await _room_field(request, active, commune_rooms=True)
     await services.live.set_floor(meeting_id, room)
     log.info("web user %s gave the floor of meeting %s to %s", user.name, meeting_id, room)
-    return _back(meeting_id, f"Đã trao lời cho phòng {room}.", request)
+    return _back(meeting_id, f"Đã trao lời cho {_who(active, room)}.", request)
 
 
 @router.post("/cuoc-hop/{meeting_id}/lay-loi")
@@ -116,7 +122,7 @@ async def mute(request: Request, meeting_id: int, services: Svc, user: Changer) 
     muted = (await request.form()).get("muted") == "1"
     services.live.set_muted(meeting_id, room, muted)
     log.info("web user %s %s room %s in meeting %s", user.name, "muted" if muted else "unmuted", room, meeting_id)
-    return _back(meeting_id, f"Đã {'tắt' if muted else 'bật'} tiếng phòng {room}.", request)
+    return _back(meeting_id, f"Đã {'tắt' if muted else 'bật'} tiếng {_who(active, room)}.", request)
 
 
 @router.post("/cuoc-hop/{meeting_id}/ket-thuc")
