@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     province_fallback_room: str = ""
     # At the province: the Prometheus that receives every commune's series (the page "Các xã" reads it).
     prometheus_url: str = ""
+    # TURN for guests' browsers on networks that block UDP (coturn with TLS): its URL, e.g.
+    # "turns:may-chu.phongson.vn:443?transport=tcp", and the file with coturn's static-auth-secret, from
+    # which each invitation gets credentials that expire with it. Unset: guests connect directly only.
+    turn_url: str = ""
+    turn_secret_file: Path | None = None
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
@@ -81,6 +86,14 @@ class Settings(BaseSettings):
             )
         if self.commune_id and not is_valid_room_id(self.commune_id):
             raise ValueError(f"PHONGHOP_COMMUNE_ID {self.commune_id!r}: {ROOM_ID_HINT}")
+        return self
+
+    @model_validator(mode="after")
+    def _turn_pair(self) -> Settings:
+        if bool(self.turn_url) != (self.turn_secret_file is not None):
+            raise ValueError("set both PHONGHOP_TURN_URL and PHONGHOP_TURN_SECRET_FILE, or neither")
+        if self.turn_url and urlsplit(self.turn_url).scheme not in ("turn", "turns"):
+            raise ValueError(f"PHONGHOP_TURN_URL {self.turn_url!r} is not a turn: or turns: URL")
         return self
 
     @field_validator("province_url", "prometheus_url")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.harness import Coordinator, sample, wait_for
-from tests.webtools import csrf_of, signed_in
+from tests.webtools import csrf_of, invite, signed_in
 
 OPERATOR = ("vanhanh", "mat-khau-van-hanh")
 GUEST = "Ông Trần Văn Khách, Công an huyện"
@@ -36,20 +35,6 @@ def site(coordinator: Coordinator) -> Coordinator:
     result = coordinator.add_user(OPERATOR[0], "operator", OPERATOR[1])
     assert result.returncode == 0, result.stderr
     return coordinator
-
-
-def _invite(coordinator: Coordinator, meeting: int, name: str = GUEST) -> tuple[str, str]:
-    """The console's new invitation: its link and its code, as the operator sees them once."""
-    with signed_in(coordinator, *OPERATOR) as (client, csrf):
-        response = client.post(f"/cuoc-hop/{meeting}/moi-khach", data={"csrf_token": csrf, "name": name})
-        assert response.status_code == 303, response.text
-        page = client.get(f"/cuoc-hop/{meeting}").text
-        link = re.search(r'id="invite-link" class="invite-link" value="([^"]+)"', page)
-        code = re.search(r'id="invite-code">(\d+)<', page)
-        assert link is not None, page
-        assert code is not None, page
-        assert 'id="invite-link"' not in client.get(f"/cuoc-hop/{meeting}").text, "the link is shown only once"
-        return link.group(1), code.group(1)
 
 
 @contextmanager
@@ -106,7 +91,7 @@ async def _offer() -> tuple[RTCPeerConnection, str]:
 def test_a_guest_enters_with_the_code_and_takes_part(site: Coordinator) -> None:
     meeting = site.schedule(["tdp-01"], start_in=8, seconds=600)
     other = site.schedule(["tdp-01"], start_in=0, seconds=600, title="Họp khác")
-    link, code = _invite(site, meeting)
+    link, code = invite(site, meeting, OPERATOR, GUEST)
     assert link.startswith(f"{site.url}/khach#")
     assert len(code) == 6
 
@@ -192,7 +177,7 @@ def test_a_guest_enters_with_the_code_and_takes_part(site: Coordinator) -> None:
 def test_an_invitation_ends_with_its_occurrence_and_guessing_codes_is_slowed(site: Coordinator) -> None:
     meeting = site.schedule(["tdp-01"], start_in=0, seconds=600)
     wait_for(lambda: _running(site, meeting), 20, "the meeting to start")
-    link, code = _invite(site, meeting)
+    link, code = invite(site, meeting, OPERATOR, GUEST)
     secret = link.partition("#")[2]
 
     with _guest(site) as guest:

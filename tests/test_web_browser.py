@@ -23,21 +23,10 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
-from phonghop.testpattern import draw_frame, read_code, room_code, room_with_code, tone_hz
+from phonghop.testpattern import draw_frame, room_code, tone_hz
+from tests.browserlab import CHROMIUM, CHROMIUM_ARGS, KEEP_PEERS_JS, room_in_video, tone_in_video_is
 from tests.harness import ROOT, Agent, Coordinator, free_port, sample, wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--lang=vi-VN",  # date and time fields as a Vietnamese phone shows them
-    "--autoplay-policy=no-user-gesture-required",  # the test listens to the live view's sound itself
-]
 ARTIFACTS = ROOT / "artifacts" / "web"
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 360, "height": 740}
@@ -134,53 +123,6 @@ def _sign_in(page: Page, base: str, name: str = "vanhanh") -> None:
     expect(page.locator("h1")).to_have_text("Tổng quan các phòng họp")
 
 
-# The live view's picture as the page shows it (its luma), and the loudest frequency of its sound.
-LIVE_PICTURE_JS = """(selector) => {
-  const video = document.querySelector(selector);
-  if (!video.videoWidth) return null;
-  const canvas = document.createElement('canvas');
-  canvas.width = video.videoWidth;
-  canvas.height = video.videoHeight;
-  const context = canvas.getContext('2d');
-  context.drawImage(video, 0, 0);
-  const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
-  const luma = [];
-  for (let i = 0; i < rgba.length; i += 4) {
-    luma.push(Math.round(0.299 * rgba[i] + 0.587 * rgba[i + 1] + 0.114 * rgba[i + 2]));
-  }
-  return {width: canvas.width, height: canvas.height, luma};
-}"""
-LIVE_TONE_JS = """async (selector) => {
-  const video = document.querySelector(selector);
-  const context = new AudioContext();
-  const analyser = context.createAnalyser();
-  analyser.fftSize = 8192;
-  context.createMediaStreamSource(video.srcObject).connect(analyser);
-  await new Promise((resolve) => setTimeout(resolve, 700));
-  const levels = new Float32Array(analyser.frequencyBinCount);
-  analyser.getFloatFrequencyData(levels);
-  let loudest = 1;
-  for (let i = 2; i < levels.length; i++) if (levels[i] > levels[loudest]) loudest = i;
-  const hz = loudest * context.sampleRate / analyser.fftSize;
-  await context.close();
-  return levels[loudest] > -90 ? hz : null;
-}"""
-
-
-def _live_room(page: Page, video: str = "#live-video") -> str | None:
-    """The room whose test code the page's video (the live view's, or a guest's program) shows now."""
-    picture = page.evaluate(LIVE_PICTURE_JS, video)
-    if picture is None:
-        return None
-    luma = np.array(picture["luma"], dtype=np.uint8).reshape(picture["height"], picture["width"])
-    return room_with_code(read_code(luma), ROOMS)
-
-
-def _live_tone_is(page: Page, room: str, video: str = "#live-video") -> bool:
-    hz = page.evaluate(LIVE_TONE_JS, video)
-    return hz is not None and abs(hz - tone_hz(room)) < 25
-
-
 def test_operator_runs_a_meeting_from_the_browser(commune: Commune, browser: Browser) -> None:
     coordinator = commune.coordinator
     base = coordinator.url
@@ -234,9 +176,9 @@ def test_operator_runs_a_meeting_from_the_browser(commune: Commune, browser: Bro
     clicked = time.monotonic()
     page.click("#live-view .live-start")
     expect(page.locator("#live-state")).to_have_text("Đang xem trực tiếp.")
-    wait_for(lambda: _live_room(page) == "ubnd", 30, "the chair's test code in the live view")
+    wait_for(lambda: room_in_video(page, ROOMS) == "ubnd", 30, "the chair's test code in the live view")
     print(f"MEASURED live view: the chair's code read in the page {time.monotonic() - clicked:.2f} s after the click")
-    wait_for(lambda: _live_tone_is(page, "ubnd"), 30, "the chair's tone in the live view")
+    wait_for(lambda: tone_in_video_is(page, "ubnd"), 30, "the chair's tone in the live view")
     page.click("#live-view .live-sound")
     expect(page.locator("#live-view .live-sound")).to_have_text("Tắt tiếng")
     assert page.evaluate("document.querySelector('#live-video').muted") is False
@@ -255,14 +197,14 @@ def test_operator_runs_a_meeting_from_the_browser(commune: Commune, browser: Bro
     # The live view follows the floor; it came back by itself after the form's reload, sound on as left.
     expect(page.locator("#live-state")).to_have_text("Đang xem trực tiếp.")
     assert page.evaluate("document.querySelector('#live-video').muted") is False
-    wait_for(lambda: _live_room(page) == "tdp-01", 30, "the floor holder's test code in the live view")
+    wait_for(lambda: room_in_video(page, ROOMS) == "tdp-01", 30, "the floor holder's test code in the live view")
     with coordinator.api() as api:
         assert "phonghop_live_viewers 1.0" in api.get("/metrics").text
 
     # Mute the floor holder, then take the floor back.
     page.locator("#c-tdp-01 button:has-text('Tắt tiếng')").click()
     expect(page.locator("#c-tdp-01 .muted-badge")).to_be_visible()
-    wait_for(lambda: _live_room(page) == "tdp-01", 30, "the live view back after the reload")
+    wait_for(lambda: room_in_video(page, ROOMS) == "tdp-01", 30, "the live view back after the reload")
     _shot(page, "desktop-dieu-hanh")
     page.click("button:has-text('Lấy lại lời về chủ trì')")
     expect(page.locator("#on-program")).to_contain_text("ubnd")
@@ -307,24 +249,17 @@ def test_operator_runs_a_meeting_from_the_browser(commune: Commune, browser: Bro
 
 
 # Run before the guest's page: its offer lists H264 before VP8, as Safari's does; the answer must still
-# make both ways VP8. The page's peer connections are kept for the test to read their statistics.
+# make both ways VP8.
 H264_FIRST_JS = """(() => {
-  window.__peers = [];
-  const Original = window.RTCPeerConnection;
-  window.RTCPeerConnection = function (config) {
-    const pc = new Original(config);
-    window.__peers.push(pc);
-    const add = pc.addTransceiver.bind(pc);
-    pc.addTransceiver = (kind, init) => {
-      const transceiver = add(kind, init);
-      if (kind === 'video') {
-        const codecs = RTCRtpReceiver.getCapabilities('video').codecs;
-        const rank = (c) => (c.mimeType === 'video/H264' ? 0 : c.mimeType === 'video/VP8' ? 1 : 2);
-        transceiver.setCodecPreferences(codecs.slice().sort((a, b) => rank(a) - rank(b)));
-      }
-      return transceiver;
-    };
-    return pc;
+  const add = RTCPeerConnection.prototype.addTransceiver;
+  RTCPeerConnection.prototype.addTransceiver = function (kind, init) {
+    const transceiver = add.call(this, kind, init);
+    if (kind === 'video') {
+      const codecs = RTCRtpReceiver.getCapabilities('video').codecs;
+      const rank = (c) => (c.mimeType === 'video/H264' ? 0 : c.mimeType === 'video/VP8' ? 1 : 2);
+      transceiver.setCodecPreferences(codecs.slice().sort((a, b) => rank(a) - rank(b)));
+    }
+    return transceiver;
   };
 })();"""
 SENT_VIDEO_CODEC_JS = """async () => {
@@ -352,7 +287,13 @@ def _a_guest_joins_from_a_phone(commune: Commune, browser: Browser, console: Pag
     phone = browser.new_context(viewport=PHONE, locale="vi-VN", is_mobile=True, has_touch=True)
     guest = phone.new_page()
     guest.set_default_timeout(WAIT_MS)
+    guest.add_init_script(KEEP_PEERS_JS)
     guest.add_init_script(H264_FIRST_JS)
+    guest.goto(f"{coordinator.url}/khach")  # where a code read out on the phone is typed
+    guest.fill("#code", "12345")
+    guest.click("button:has-text('Tiếp tục')")
+    expect(guest.locator("#guest-error")).to_have_text("Mã mời gồm 6 chữ số; hãy nhập lại.")
+    _shot(guest, "phone-khach-nhap-ma")
     guest.goto(link)
     expect(guest).to_have_url(re.compile(r"/khach/phong$"))  # the secret is gone from the address
     expect(guest.locator("#guest-name")).to_have_text("Chủ tịch xã (đang đi công tác)")
@@ -363,10 +304,10 @@ def _a_guest_joins_from_a_phone(commune: Commune, browser: Browser, console: Pag
 
     clicked = time.monotonic()
     guest.click("#guest-join")
-    wait_for(lambda: _live_room(guest, "#guest-program") == "ubnd", 30, "the chair's code at the guest")
+    wait_for(lambda: room_in_video(guest, ROOMS, "#guest-program") == "ubnd", 30, "the chair's code at the guest")
     print(f"MEASURED guest: the chair's code decoded {time.monotonic() - clicked:.2f} s after 'Vào họp'")
     expect(guest.locator("#guest-state")).to_contain_text("Bạn đang dự họp")
-    wait_for(lambda: _live_tone_is(guest, "ubnd", "#guest-program"), 30, "the chair's tone at the guest")
+    wait_for(lambda: tone_in_video_is(guest, "ubnd", "#guest-program"), 30, "the chair's tone at the guest")
     samples = coordinator.metrics()
     assert sample(samples, "phonghop_meeting_guests", meeting=str(meeting)) == 1.0
 
@@ -386,7 +327,7 @@ def _a_guest_joins_from_a_phone(commune: Commune, browser: Browser, console: Pag
     _shot(console, "desktop-dieu-hanh-khach")
 
     console.click("button:has-text('Lấy lại lời về chủ trì')")
-    wait_for(lambda: _live_room(guest, "#guest-program") == "ubnd", 30, "the chair back at the guest")
+    wait_for(lambda: room_in_video(guest, ROOMS, "#guest-program") == "ubnd", 30, "the chair back at the guest")
     frames = guest.evaluate(FRAMES_JS)
     wait_for(lambda: guest.evaluate(FRAMES_JS) >= frames + 5, 5, "the guest's program still moving")
     wait_for(lambda: audience.decoded(rooms)[0] == "ubnd", 30, "the chair back in the room tdp-02")

@@ -32,6 +32,20 @@ def signed_in(coordinator: Coordinator, name: str, password: str) -> Iterator[tu
         yield client, csrf_of(client.get("/").text)
 
 
+def invite(coordinator: Coordinator, meeting: int, operator: tuple[str, str], name: str) -> tuple[str, str]:
+    """The console's new invitation: its link and its code, as the operator sees them once."""
+    with signed_in(coordinator, *operator) as (client, csrf):
+        response = client.post(f"/cuoc-hop/{meeting}/moi-khach", data={"csrf_token": csrf, "name": name})
+        assert response.status_code == 303, response.text
+        page = client.get(f"/cuoc-hop/{meeting}").text
+        link = re.search(r'id="invite-link" class="invite-link" value="([^"]+)"', page)
+        code = re.search(r'id="invite-code">(\d+)<', page)
+        assert link is not None, page
+        assert code is not None, page
+        assert 'id="invite-link"' not in client.get(f"/cuoc-hop/{meeting}").text, "the link is shown only once"
+        return link.group(1), code.group(1)
+
+
 def field_error(html: str, field: str) -> str | None:
     """The message shown next to a form field, if any."""
     match = re.search(rf'id="error-{field}"[^>]*>([^<]+)<', html)

@@ -39,8 +39,9 @@ REFUSALS = {
 
 
 def same_origin(websocket: WebSocket) -> bool:
-    origin = websocket.headers.get("origin")
-    return origin is not None and urlsplit(origin).netloc == websocket.headers.get("host")
+    """The page that opens the channel is this site's (by host name: nginx passes the Host without its port)."""
+    origin, host = websocket.headers.get("origin"), websocket.headers.get("host")
+    return origin is not None and host is not None and urlsplit(origin).hostname == urlsplit(f"//{host}").hostname
 
 
 def session_invitation(session: dict[str, object]) -> int | None:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from coordinator.guests.channel import SESSION_GUEST, session_invitation
 from coordinator.guests.invitations import CODE_DIGITS, normal_code
+from coordinator.guests.turn import IceServer, turn_server
 from coordinator.models import Invitation
 from coordinator.participants import guest_id
 from coordinator.services import Svc
+from coordinator.settings import Settings
 from coordinator.web.pages.schedule import _meeting
 from coordinator.web.security import check_csrf, read_form
 from coordinator.web.state import web_state
@@ -99,6 +102,7 @@ async def meeting_page(request: Request, services: Svc) -> Response:
     if standing in REFUSED_VI:
         return _entry(request, REFUSED_VI[standing], status_code=410)
     meeting = await _meeting(services, invitation.meeting_id)
+    ends_at = active.ends_at if active is not None else invitation.expires_at
     return render(
         request,
         "guest.html",
@@ -106,5 +110,18 @@ async def meeting_page(request: Request, services: Svc) -> Response:
         invitation=invitation,
         meeting=meeting,
         standing=standing,
-        ends_at=active.ends_at if active is not None else invitation.expires_at,
+        ends_at=ends_at,
+        ice_servers=_ice_servers(services.settings, invitation, ends_at),
     )
+
+
+def _ice_servers(settings: Settings, invitation: Invitation, until: datetime) -> list[IceServer]:
+    """The TURN server with this invitation's credentials, when the coordinator has one."""
+    if not settings.turn_url or settings.turn_secret_file is None:
+        return []
+    try:
+        secret = settings.turn_secret_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        log.error("cannot read the TURN secret %s (%s): guests connect without TURN", settings.turn_secret_file, exc)
+        return []
+    return [turn_server(settings.turn_url, secret, f"khach-{invitation.id}", until)]
