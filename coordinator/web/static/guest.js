@@ -5,7 +5,6 @@
 // follows the floor. What goes wrong is said in Vietnamese, with what to do.
 (function () {
   "use strict";
-  var GATHER_MS = 2000; // send the candidates gathered by then
   var RETRY_MS = 5000;
   // Close codes of the channel: what to tell the guest, and whether to try again by itself.
   var CLOSED = {
@@ -18,16 +17,6 @@
     4401: ["Trình duyệt này không còn giữ lời mời; hãy mở lại đường dẫn mời hoặc nhập lại mã mời.", false],
     4403: ["Trang này không được phép mở kết nối họp.", false]
   };
-
-  function gathered(pc) {
-    if (pc.iceGatheringState === "complete") return Promise.resolve();
-    return new Promise(function (resolve) {
-      var timer = setTimeout(resolve, GATHER_MS);
-      pc.addEventListener("icegatheringstatechange", function () {
-        if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
-      });
-    });
-  }
 
   function deviceProblem(error) {
     var name = error && error.name;
@@ -146,7 +135,7 @@
       });
       current.createOffer()
         .then(function (offer) { return current.setLocalDescription(offer); })
-        .then(function () { return gathered(current); })
+        .then(function () { return window.PhongHop.gathered(current); })
         .then(function () {
           if (pc === current) send({ type: "offer", occurrence: occurrence, sdp: current.localDescription.sdp });
         });

@@ -4,17 +4,6 @@
 // console action reloads the page: the view starts again by itself, sound as it was left.
 (function () {
   "use strict";
-  var GATHER_MS = 2000; // send the candidates gathered by then
-
-  function gathered(pc) {
-    if (pc.iceGatheringState === "complete") return Promise.resolve();
-    return new Promise(function (resolve) {
-      var timer = setTimeout(resolve, GATHER_MS);
-      pc.addEventListener("icegatheringstatechange", function () {
-        if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
-      });
-    });
-  }
 
   function Refusal(message, retryAfter) {
     this.message = message;
@@ -73,7 +62,7 @@
       });
       current.createOffer()
         .then(function (offer) { return current.setLocalDescription(offer); })
-        .then(function () { return gathered(current); })
+        .then(function () { return window.PhongHop.gathered(current); })
         .then(function () {
           var body = new URLSearchParams();
           body.set(section.getAttribute("data-csrf-field"), section.getAttribute("data-csrf"));
