@@ -15,6 +15,8 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from pathlib import Path
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -24,8 +26,9 @@ from coordinator.connections import Connection, PendingCommand
 from coordinator.media.peer import VIEWER_LAYOUT, OfferError, check_offer
 from coordinator.media.router import MediaCounters, MeetingRouter
 from coordinator.models import Meeting, Occurrence, utcnow
-from coordinator.participants import CLOSE_MEETING_ENDED
+from coordinator.participants import CLOSE_MEETING_ENDED, RECORDER
 from coordinator.ratelimit import TokenBuckets
+from coordinator.recording.recorder import Recorder
 from phonghop.protocol import (
     CLOSE_REPLACED,
     Ack,
@@ -89,6 +92,7 @@ class ActiveMeeting:
     groups: list[str] = field(default_factory=list)  # invited groups, for communes running it inside
     guests: dict[str, str] = field(default_factory=dict)  # guest participant id -> name, while its page is in
     floor_target: str | None = None  # as given: a room, or "commune/room" (the router's floor is the commune)
+    recorder: Recorder | None = None  # while the occurrence is recorded
 
     @property
     def chair(self) -> str:
@@ -131,9 +135,13 @@ HandListener = Callable[[ActiveMeeting, str, bool], None]
 
 
 class LiveMeetings:
-    def __init__(self, channels: RoomChannels, book: AttendanceBook) -> None:
+    def __init__(
+        self, channels: RoomChannels, book: AttendanceBook, recordings: Path | None = None, piece_seconds: float = 3600
+    ) -> None:
         self._channels = channels
         self.book = book
+        self.recordings = recordings  # where recorded meetings are written; None: nothing is recorded
+        self.piece_seconds = piece_seconds
         self.meetings: dict[int, ActiveMeeting] = {}
         self.media_counters = MediaCounters()
         self._told: dict[str, int | None] = {}  # room -> meeting id of the last join sent (None: leave)
@@ -270,6 +278,16 @@ class LiveMeetings:
         active.floor_target = occurrence.floor_room
         active.router.set_floor(holder_of(occurrence.floor_room) if occurrence.floor_room else None)
         self.meetings[meeting.id] = active
+        if meeting.record and self.recordings is not None:
+            router = active.router
+            active.recorder = Recorder(
+                self.recordings / f"cuoc-hop-{meeting.id}",
+                occurrence.id,
+                self.piece_seconds,
+                partial(router.keyframe_for, RECORDER),
+            )
+            router.add_recorder(RECORDER, active.recorder.sends)
+            active.recorder.start()
         log.info(
             "meeting %s (%s) running until %s, %d rooms invited",
             meeting.id,
@@ -291,6 +309,8 @@ class LiveMeetings:
                 await channel.close(CLOSE_MEETING_ENDED, "meeting ended")
         active.guests.clear()
         await active.router.close()
+        if active.recorder is not None:
+            await active.recorder.close()
         log.info("meeting %s (%s) ended: %s", meeting_id, active.title, reason)
         active.joined.clear()
         await self._update_duties(active.expected)
@@ -344,6 +364,8 @@ class LiveMeetings:
             meeting.joined.clear()
             meeting.guests.clear()
             await meeting.router.close()
+            if meeting.recorder is not None:
+                await meeting.recorder.close()
 
     # --- guests ---------------------------------------------------------------
 

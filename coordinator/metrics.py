@@ -90,6 +90,14 @@ class StateCollector(Collector):
         meeting_info = GaugeMetricFamily(
             "phonghop_meeting_info", "Meeting identity", labels=["meeting", "title", "chair"]
         )
+        recording = GaugeMetricFamily(
+            "phonghop_recording_active",
+            "1 while a meeting that is to be recorded is being written to a file; 0: it should be and is not",
+            labels=["meeting"],
+        )
+        recorded = GaugeMetricFamily(
+            "phonghop_recording_bytes", "Bytes of this occurrence's recording written so far", labels=["meeting"]
+        )
         guests = GaugeMetricFamily(
             "phonghop_meeting_guests",
             "Guests (by invitation, from a browser) in the running meeting",
@@ -109,10 +117,13 @@ class StateCollector(Collector):
                 active.add_metric([label], 1.0)
             expected.add_metric([label], float(len(meeting.expected)))
             guests.add_metric([label], float(len(meeting.guests)))
+            if meeting.recorder is not None:
+                recording.add_metric([label], 1.0 if meeting.recorder.recording else 0.0)
+                recorded.add_metric([label], float(meeting.recorder.bytes_written))
             meeting_info.add_metric([label, meeting.title, meeting.chair], 1.0)
             for room_id in sorted(meeting.expected):
                 in_meeting.add_metric([room_id, label], 1.0 if meeting.in_meeting(room_id) else 0.0)
-        yield from (active, expected, in_meeting, meeting_info, guests, next_start)
+        yield from (active, expected, in_meeting, meeting_info, guests, recording, recorded, next_start)
         yield from self._media()
         tasks = GaugeMetricFamily(
             "phonghop_coordinator_tasks", "Asyncio tasks alive in the coordinator (a leak shows as steady growth)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -65,6 +65,7 @@ class Meeting(Base):
     rrule: Mapped[str | None] = mapped_column(Text)
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Ho_Chi_Minh")
     mode: Mapped[str] = mapped_column(String(16), default="presentation")
+    record: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())  # "ghi hình"
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Deleting keeps the row (and so the attendance history); it only stops scheduling.
     deleted_at: Mapped[datetime | None]

@@ -8,6 +8,7 @@ attendance and the pages can tell them apart.
 from __future__ import annotations
 
 GUEST_PREFIX = "khach:"
+RECORDER = "ghi:hinh"  # the recorder's place among a meeting's subscribers (it gets what the audience gets)
 
 # Why a guest's page was refused or sent away: WebSocket close codes, which the page words in Vietnamese
 # (a browser shows a page no HTTP refusal of a WebSocket, only the close code after it opened).

@@ -103,6 +103,7 @@ class MeetingFields(_Body):
     rrule: RRule | None = None
     timezone: Annotated[str, AfterValidator(_zone)] = "Asia/Ho_Chi_Minh"
     mode: MeetingMode = "presentation"
+    record: bool = Field(default=True, description="record each occurrence (program picture and sound)")
 
 
 class MeetingCreate(MeetingFields):
@@ -125,9 +126,18 @@ class MeetingPatch(_Body):
     rrule: RRule | None = None
     timezone: Annotated[str, AfterValidator(_zone)] | None = None
     mode: MeetingMode | None = None
+    record: bool | None = None
 
     @field_validator(
-        "title", "chair_room", "invited_rooms", "invited_groups", "start", "duration_seconds", "timezone", "mode"
+        "title",
+        "chair_room",
+        "invited_rooms",
+        "invited_groups",
+        "start",
+        "duration_seconds",
+        "timezone",
+        "mode",
+        "record",
     )
     @classmethod
     def _not_null(cls, value: object) -> object:
@@ -156,6 +166,7 @@ class MeetingOut(BaseModel):
     rrule: str | None
     timezone: str
     mode: str
+    record: bool
     expected_rooms: list[str]
     next_start: datetime | None
     running: Running | None = None

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # which each invitation gets credentials that expire with it. Unset: guests connect directly only.
     turn_url: str = ""
     turn_secret_file: Path | None = None
+    # Recordings of meetings that are recorded ("ghi hình"): their folder (default <data_dir>/recordings) and
+    # the length of one file; a crash loses at most the piece in progress.
+    recordings_dir: Path | None = None
+    recording_piece_seconds: float = Field(default=3600, ge=5)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
@@ -124,6 +128,10 @@ class Settings(BaseSettings):
     @property
     def resolved_operator_token_file(self) -> Path:
         return self.operator_token_file or self.data_dir / "operator.token"
+
+    @property
+    def resolved_recordings_dir(self) -> Path:
+        return self.recordings_dir or self.data_dir / "recordings"
 
     @property
     def resolved_read_token_file(self) -> Path:

@@ -52,6 +52,7 @@ def _out(services: Services, meeting: Meeting) -> MeetingOut:
         rrule=meeting.rrule,
         timezone=meeting.timezone,
         mode=meeting.mode,
+        record=meeting.record,
         expected_rooms=sorted(expected_rooms(meeting, services.registry)),
         next_start=next_start(timing_of(meeting), datetime.now(UTC)),
         running=running,
@@ -170,7 +171,7 @@ async def give_floor(meeting_id: int, body: FloorRequest, services: Svc) -> Floo
     await services.schedule.get(meeting_id)
     _running(services, meeting_id)
     active = services.live.meetings[meeting_id]
-    if holder_of(body.room) not in active.expected:
+    if not active.takes_part(holder_of(body.room)):
         raise ApiError(
             422,
             "room_not_invited",

@@ -22,7 +22,7 @@ from coordinator.media.budget import WIRE_OVERHEAD, ReceiveBudgets
 from coordinator.media.peer import SLOT_LAYOUT, VIEWER_LAYOUT, Layout, RoomPeer
 from coordinator.media.policy import Slots, slots_for, talker
 from coordinator.media.relay import Relay
-from coordinator.media.rewriter import SlotStream
+from coordinator.media.rewriter import SendPacket, SlotStream
 from coordinator.media.speaker import ActiveSpeaker
 from coordinator.media.vp8 import inspect
 
@@ -40,6 +40,7 @@ class MediaCounters:
 
     bytes: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
     viewer_bytes: int = 0  # sent to web pages watching a meeting (they are not rooms)
+    recorded_bytes: int = 0  # handed to recorders
     forwarded: int = 0
     keyframe_requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -100,6 +101,7 @@ class MeetingRouter:
         self.counters = counters
         self.peers: dict[str, RoomPeer] = {}
         self.viewers: dict[str, RoomPeer] = {}  # web pages watching: they receive like a room, send nothing
+        self.recorders: set[str] = set()  # subscribers without a peer, writing what they get to files
         self.streams: dict[str, dict[str, SlotStream]] = {}
         self.fanout: dict[tuple[str, str], list[SlotStream]] = {}
         self.speaker = ActiveSpeaker()
@@ -128,6 +130,18 @@ class MeetingRouter:
         self.viewers[viewer], answer = await self._subscribe(viewer, offer_sdp, VIEWER_LAYOUT)
         self.reroute()
         return answer
+
+    def add_recorder(self, name: str, sends: dict[str, SendPacket]) -> None:
+        """A subscriber with no peer: its slots' packets go to ``sends`` (one per slot), as to a room's peer."""
+        self.streams[name] = {
+            slot: SlotStream(name, slot, kind, clock, sends[slot]) for slot, (kind, clock) in SLOT_KINDS.items()
+        }
+        self.recorders.add(name)
+        self.reroute()
+
+    def keyframe_for(self, name: str) -> None:
+        """A subscriber without a peer asks for a keyframe of its program (a new piece, a lost packet)."""
+        self._subscriber_wants_keyframe(name, "program")
 
     async def _subscribe(self, name: str, offer_sdp: str, layout: Layout) -> tuple[RoomPeer, str]:
         """A peer answering ``offer_sdp`` and its three slot streams."""
@@ -193,6 +207,9 @@ class MeetingRouter:
 
     async def close(self) -> None:
         self._ticker.cancel()
+        for name in list(self.recorders):
+            self.streams.pop(name, None)
+        self.recorders.clear()
         for viewer in list(self.viewers):
             await self.remove_viewer(viewer, "meeting ended")
         for room in list(self.peers):
@@ -307,6 +324,8 @@ class MeetingRouter:
                 counters.forwarded += 1
                 if stream.room in self.viewers:
                     counters.viewer_bytes += sent
+                elif stream.room in self.recorders:
+                    counters.recorded_bytes += sent
                 else:
                     counters.bytes[(stream.room, "out", kind)] += sent
 

@@ -38,6 +38,7 @@ class MeetingForm:
     weekdays: list[str] = field(default_factory=list)
     rrule_text: str = ""
     mode: str = "presentation"
+    record: bool = True
 
     @classmethod
     def from_post(cls, form: FormData) -> MeetingForm:
@@ -60,6 +61,7 @@ class MeetingForm:
             weekdays=many("weekdays"),
             rrule_text=text("rrule_text"),
             mode=text("mode") or "presentation",
+            record=text("record") == "1",
         )
 
     @classmethod
@@ -86,6 +88,7 @@ class MeetingForm:
             weekdays=weekdays,
             rrule_text=text,
             mode=meeting.mode,
+            record=meeting.record,
         )
 
     def body(self, timezone: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -129,6 +132,7 @@ class MeetingForm:
             "rrule": rrule,
             "timezone": timezone,
             "mode": self.mode,
+            "record": self.record,
         }, {}
 
 

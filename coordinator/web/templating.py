@@ -98,6 +98,7 @@ def render(
         "day": lambda value: _local(services, value, "%d/%m/%Y"),
         "reason_vi": reason_vi,
         "duration_vi": duration_vi,
+        "timedelta": timedelta,
         "flash": request.session.pop("flash", None),
         "province_page": bool(services.settings.prometheus_url),
     }

@@ -18,6 +18,7 @@ from coordinator.participants import CLOSE_GUEST_REMOVED, guest_id
 from coordinator.recurrence import next_start
 from coordinator.schedule import expected_rooms, timing_of
 from coordinator.services import Services, Svc
+from coordinator.web.pages.recordings import recordings_of
 from coordinator.web.pages.schedule import _meeting
 from coordinator.web.security import Changer, Refused, Viewer, check_csrf, read_form
 from coordinator.web.templating import ago, render
@@ -92,6 +93,7 @@ async def console(
         guests=guests,
         occurrence=occurrence,
         issued=request.session.pop(ISSUED, None) if not fragment else None,
+        recordings=recordings_of(services, meeting_id) if not fragment else [],
         next_start=next_start(timing_of(meeting), now),
         invited=len(expected_rooms(meeting, services.registry)),
         ago=lambda value: ago(value, now),

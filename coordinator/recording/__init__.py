@@ -1,0 +1,1 @@
+"""Recording meetings: the recorder subscribes to a meeting's router and writes WebM pieces."""

@@ -1,0 +1,120 @@
+"""Recording: the recorder is one more subscriber of the meeting's router, writing WebM pieces.
+
+A meeting whose floor goes to a room and back is recorded in short pieces; the pieces are read back
+with PyAV: the picture shows the chair's test code, then the floor holder's, then the chair's, at the
+times the floor changed, and the sound holds the chair's tone throughout and the floor holder's tone
+while it has the floor. The pieces are played over HTTP by a signed-in user only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from phonghop.testpattern import read_code, room_with_code, tone_hz
+from tests.harness import Agent, Coordinator, sample, wait_for
+from tests.webtools import signed_in
+
+ROOMS = ["ubnd", "tdp-01"]
+PIECE_SECONDS = 6
+VIEWER = ("huyen", "mat-khau-chi-xem")
+
+
+@pytest.fixture
+def coordinator(tmp_path: Path) -> Coordinator:
+    coord = Coordinator(tmp_path / "coordinator", {"PHONGHOP_RECORDING_PIECE_SECONDS": str(PIECE_SECONDS)}).start()
+    yield coord  # type: ignore[misc]
+    coord.stop()
+
+
+def _pictures(pieces: list[Path]) -> list[tuple[float, str | None]]:
+    """(seconds since the first piece's start, whose code) for every decoded frame of every piece."""
+    seen: list[tuple[float, str | None]] = []
+    offset = 0.0
+    for piece in pieces:
+        with av.open(str(piece)) as container:
+            stream = container.streams.video[0]
+            last = 0.0
+            for frame in container.decode(stream):
+                at = float(frame.pts * stream.time_base) if frame.pts is not None else last
+                seen.append((offset + at, room_with_code(read_code(frame.to_ndarray(format="gray")), ROOMS)))
+                last = at
+            offset += last
+    return seen
+
+
+def _sound(piece: Path) -> np.ndarray:
+    with av.open(str(piece)) as container:
+        chunks = [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
+        rate = container.streams.audio[0].rate
+    assert rate == 48000
+    return np.concatenate(chunks).astype(np.float64)
+
+
+def _level(samples: np.ndarray, hz: float, rate: int = 48000) -> float:
+    """The strongest line of the spectrum within 15 Hz of ``hz``."""
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    return float(spectrum[(freqs > hz - 15) & (freqs < hz + 15)].max())
+
+
+def test_a_meeting_is_recorded_as_it_was_seen_and_heard(
+    coordinator: Coordinator, start_agent: Callable[..., Agent], tmp_path: Path
+) -> None:
+    start_agent("ubnd", "hall")
+    start_agent("tdp-01")
+    meeting = coordinator.schedule(["tdp-01"], start_in=0, seconds=600)
+    folder = coordinator.data_dir / "recordings" / f"cuoc-hop-{meeting}"
+    wait_for(lambda: sample(coordinator.metrics(), "phonghop_recording_active", meeting=str(meeting)) == 1.0,
+             30, "the recording to start")  # fmt: skip
+    began = time.monotonic()
+    time.sleep(4)
+    with coordinator.api() as api:
+        assert api.put(f"/api/v1/meetings/{meeting}/floor", json={"room": "tdp-01"}).status_code == 200
+        given = time.monotonic() - began
+        time.sleep(5)
+        assert api.delete(f"/api/v1/meetings/{meeting}/floor").status_code == 200
+        taken = time.monotonic() - began
+        time.sleep(4)
+        assert api.post(f"/api/v1/meetings/{meeting}/end").status_code == 200
+        ended = time.monotonic() - began
+    pieces = sorted(folder.glob("*.webm"))
+    assert len(pieces) >= 2, pieces  # cut every PIECE_SECONDS
+
+    pictures = _pictures(pieces)
+    order = [who for _, who in pictures if who is not None]
+    changes = [order[0]] + [b for a, b in itertools.pairwise(order) if a != b]
+    assert changes == ["ubnd", "tdp-01", "ubnd"], changes
+    first_floor = next(at for at, who in pictures if who == "tdp-01")
+    back = next(at for at, who in pictures if who == "ubnd" and at > first_floor)
+    assert abs(first_floor - given) < 1.5, (first_floor, given)
+    assert abs(back - taken) < 1.5, (back, taken)
+    assert abs(pictures[-1][0] - ended) < 1.5, (pictures[-1][0], ended)
+
+    sound = np.concatenate([_sound(piece) for piece in pieces])
+    second = 48000
+    chair_only = sound[int(1.5 * second) : int(3.5 * second)]
+    with_floor = sound[int((given + 1.5) * second) : int((given + 3.5) * second)]
+    # The chair's tone throughout; the floor holder's as loud as it while it has the floor, absent before.
+    assert _level(chair_only, tone_hz("tdp-01")) < _level(chair_only, tone_hz("ubnd")) / 100
+    assert _level(with_floor, tone_hz("tdp-01")) > _level(with_floor, tone_hz("ubnd")) / 10
+
+    # Played by a signed-in user (seeking works: range requests), never by a signed-out browser or a room.
+    assert coordinator.add_user(VIEWER[0], "viewer", VIEWER[1]).returncode == 0
+    path = f"/cuoc-hop/{meeting}/ghi-hinh/{pieces[0].name}"
+    with signed_in(coordinator, *VIEWER) as (client, _):
+        page = client.get(f"/cuoc-hop/{meeting}").text
+        assert pieces[0].name in page
+        part = client.get(path, headers={"Range": "bytes=0-99"})
+        assert part.status_code == 206
+        assert part.content == pieces[0].read_bytes()[:100]
+        assert client.get(f"/cuoc-hop/{meeting}/ghi-hinh/..%2Fcoordinator.db").status_code == 404
+    with coordinator.api(token=None) as anonymous:
+        refused = anonymous.get(path)
+        assert refused.status_code == 303
