@@ -52,7 +52,13 @@ async def build_services(settings: Settings) -> Services:
     book = AttendanceBook(sessions)
     schedule = Schedule(sessions, registry)
     connections = Connections(registry, settings.heartbeat_interval, settings.missed_heartbeats)
-    live = LiveMeetings(connections, book, settings.resolved_recordings_dir, settings.recording_piece_seconds)
+    live = LiveMeetings(
+        connections,
+        book,
+        settings.resolved_recordings_dir,
+        settings.recording_piece_seconds,
+        settings.recording_min_free_mb * 1048576,
+    )
     connections.listeners.append(live)
     scheduler = Scheduler(schedule, book, live, connections, registry, settings.scheduler_tick)
     store = ReadinessStore(sessions)

@@ -136,12 +136,18 @@ HandListener = Callable[[ActiveMeeting, str, bool], None]
 
 class LiveMeetings:
     def __init__(
-        self, channels: RoomChannels, book: AttendanceBook, recordings: Path | None = None, piece_seconds: float = 3600
+        self,
+        channels: RoomChannels,
+        book: AttendanceBook,
+        recordings: Path | None = None,
+        piece_seconds: float = 3600,
+        min_free_bytes: int = 0,
     ) -> None:
         self._channels = channels
         self.book = book
         self.recordings = recordings  # where recorded meetings are written; None: nothing is recorded
         self.piece_seconds = piece_seconds
+        self.min_free_bytes = min_free_bytes
         self.meetings: dict[int, ActiveMeeting] = {}
         self.media_counters = MediaCounters()
         self._told: dict[str, int | None] = {}  # room -> meeting id of the last join sent (None: leave)
@@ -285,6 +291,7 @@ class LiveMeetings:
                 occurrence.id,
                 self.piece_seconds,
                 partial(router.keyframe_for, RECORDER),
+                self.min_free_bytes,
             )
             router.add_recorder(RECORDER, active.recorder.sends)
             active.recorder.start()

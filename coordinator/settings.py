@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     # the length of one file; a crash loses at most the piece in progress.
     recordings_dir: Path | None = None
     recording_piece_seconds: float = Field(default=3600, ge=5)
+    recording_min_free_mb: int = Field(default=1024, ge=0)  # under this much free space recording stops
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

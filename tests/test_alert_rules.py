@@ -160,6 +160,7 @@ ROUTES: dict[str, tuple[dict[str, str], str]] = {
     "PhongHopAlertmanagerNotificationsFailing": ({"integration": "telegram"}, "ky-thuat-vien-khan"),
     "PhongHopMonitoringTargetDown": ({}, "ky-thuat-vien"),
     "PhongHopDiskNearlyFull": ({}, "ky-thuat-vien"),
+    "PhongHopRecordingStopped": ({"meeting": "3"}, "ky-thuat-vien"),
 }
 
 

@@ -9,6 +9,8 @@ while it has the floor. The pieces are played over HTTP by a signed-in user only
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,8 @@ import numpy as np
 import pytest
 
 from phonghop.testpattern import read_code, room_with_code, tone_hz
-from tests.harness import Agent, Coordinator, sample, wait_for
+from tests.alerting import MonitoringStack, Timing
+from tests.harness import Agent, Coordinator, holds, sample, wait_for
 from tests.webtools import signed_in
 
 ROOMS = ["ubnd", "tdp-01"]
@@ -118,3 +121,56 @@ def test_a_meeting_is_recorded_as_it_was_seen_and_heard(
     with coordinator.api(token=None) as anonymous:
         refused = anonymous.get(path)
         assert refused.status_code == 303
+
+
+def test_a_nearly_full_recordings_disk_stops_the_recording_not_the_meeting(tmp_path: Path) -> None:
+    """Recordings on a small disk of their own (an ext4 image) that has little more than the floor free:
+    recording stops with a reason, the alert fires, the meeting and the database go on."""
+    disk, image = tmp_path / "disk", tmp_path / "disk.img"
+    disk.mkdir()
+    subprocess.run(["truncate", "-s", "8M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], check=True)
+    subprocess.run(["mount", "-o", "loop", str(image), str(disk)], check=True)
+    floor_mb = 2
+    env = {"PHONGHOP_RECORDINGS_DIR": str(disk), "PHONGHOP_RECORDING_MIN_FREE_MB": str(floor_mb)}
+    coordinator = Coordinator(tmp_path / "coordinator", env)
+    monitoring: MonitoringStack | None = None
+    agents: list[Agent] = []
+    try:
+        # Room for about 300 KB of recording (a few seconds) above the floor.
+        spare = shutil.disk_usage(disk).free - floor_mb * 1048576 - 300_000
+        (disk / "filler").write_bytes(b"\0" * spare)
+        coordinator.start()
+        monitoring = stack = MonitoringStack(tmp_path / "monitoring", coordinator.port, None, Timing()).start()
+        for room, group in (("ubnd", "hall"), ("tdp-01", "residential_group")):
+            token = coordinator.enroll(room, group)
+            agents.append(Agent(coordinator, room, token, tmp_path / "rooms" / room).start())
+        meeting = coordinator.schedule(["tdp-01"], start_in=0, seconds=600)
+        label = {"meeting": str(meeting)}
+        wait_for(lambda: sample(coordinator.metrics(), "phonghop_recording_active", **label) == 1.0, 30, "recording")
+        wait_for(lambda: sample(coordinator.metrics(), "phonghop_recording_active", **label) == 0.0, 30, "the stop")
+        alert = wait_for(
+            lambda: [a for a in stack.alerts() if a["labels"]["alertname"] == "PhongHopRecordingStopped"], 30, "alert"
+        )
+        assert "không được ghi hình" in alert[0]["annotations"]["summary"]
+        assert "free on the recordings' disk" in (coordinator.data_dir / "coordinator.log").read_text()
+        holds(
+            lambda: all(
+                sample(coordinator.metrics(), "phonghop_room_in_meeting", room=room, **label) == 1.0
+                for room in ("ubnd", "tdp-01")
+            ),
+            3,
+            "both rooms to stay in the meeting",
+        )
+        assert coordinator.schedule(["tdp-01"], start_in=3600, title="Họp sau") > meeting  # the database writes
+        pieces = list(disk.glob("cuoc-hop-*/*.webm"))
+        assert len(pieces) == 1
+        with av.open(str(pieces[0])) as container:  # what was written before the stop plays
+            assert sum(1 for _ in container.decode(video=0)) > 10
+    finally:
+        for agent in agents:
+            agent.stop()
+        coordinator.stop()
+        if monitoring is not None:
+            monitoring.stop()
+        subprocess.run(["umount", str(disk)], check=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import struct
 import time
 from collections import deque
@@ -100,10 +101,18 @@ class Piece:
 class Recorder:
     """Records one running occurrence into ``folder``; ``ask_keyframe`` asks the program's source for one."""
 
-    def __init__(self, folder: Path, occurrence: int, piece_seconds: float, ask_keyframe: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        occurrence: int,
+        piece_seconds: float,
+        ask_keyframe: Callable[[], None],
+        min_free_bytes: int = 0,
+    ) -> None:
         self.folder = folder
         self.occurrence = occurrence
         self.piece_seconds = piece_seconds
+        self.min_free_bytes = min_free_bytes  # under this much free space recording stops, the meeting goes on
         self._ask_keyframe = ask_keyframe
         self.piece: Piece | None = None
         self.pieces: list[Path] = []
@@ -172,6 +181,8 @@ class Recorder:
     def _frame(self, frame: bytes) -> None:
         if self.failed is not None:
             return
+        if self.piece is None and self._disk_low():
+            return
         size = vp8_size(frame)
         try:
             if size is not None and (self.piece is None or time.monotonic() - self.piece.started >= self.piece_seconds):
@@ -206,9 +217,22 @@ class Recorder:
             self._close_piece()
         self.piece = None
 
+    def _disk_low(self) -> bool:
+        """Stops the recording when the disk is nearly full; True then."""
+        free = shutil.disk_usage(self.folder).free
+        if free >= self.min_free_bytes:
+            return False
+        floor = self.min_free_bytes // 1048576
+        self._stop(f"only {free // 1048576} MB free on the recordings' disk (the floor is {floor} MB)")
+        return True
+
     async def _mix_forever(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(AUDIO_FRAME / AUDIO_RATE)
+            ticks += 1
+            if self.piece is not None and ticks % 50 == 0 and self._disk_low():  # once a second
+                continue
             piece = self.piece
             if piece is None:
                 for queue in self._sound:
