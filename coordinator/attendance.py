@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from coordinator.database import AsyncSession
-from coordinator.models import Attendance, Occurrence
+from coordinator.models import Attendance, MeetingEvent, Occurrence
 
 
 class AttendanceBook:
@@ -29,13 +29,19 @@ class AttendanceBook:
             )
 
     async def start_occurrence(
-        self, meeting_id: int, scheduled_start: datetime, started_at: datetime, ends_at: datetime
+        self,
+        meeting_id: int,
+        scheduled_start: datetime,
+        started_at: datetime,
+        ends_at: datetime,
+        invited: list[str] | None = None,
     ) -> Occurrence:
         row = Occurrence(
             meeting_id=meeting_id,
             scheduled_start=scheduled_start,
             started_at=started_at,
             ends_at=ends_at,
+            invited_rooms=invited or [],
         )
         async with self._sessions() as session, session.begin():
             session.add(row)
@@ -57,6 +63,29 @@ class AttendanceBook:
     async def set_floor(self, occurrence_id: int, room_id: str | None) -> None:
         async with self._sessions() as session, session.begin():
             await session.execute(update(Occurrence).where(Occurrence.id == occurrence_id).values(floor_room=room_id))
+            session.add(MeetingEvent(occurrence_id=occurrence_id, kind="floor", participant=room_id))
+
+    async def hand(self, occurrence_id: int, participant: str, raised: bool) -> None:
+        async with self._sessions() as session, session.begin():
+            session.add(
+                MeetingEvent(
+                    occurrence_id=occurrence_id, kind="hand_up" if raised else "hand_down", participant=participant
+                )
+            )
+
+    async def occurrence(self, occurrence_id: int) -> tuple[Occurrence, list[Attendance], list[MeetingEvent]] | None:
+        """One occurrence with its stays and events, in time order: what its minutes are made of."""
+        async with self._sessions() as session:
+            row = await session.get(Occurrence, occurrence_id)
+            if row is None:
+                return None
+            stays = await session.scalars(
+                select(Attendance).where(Attendance.occurrence_id == occurrence_id).order_by(Attendance.joined_at)
+            )
+            events = await session.scalars(
+                select(MeetingEvent).where(MeetingEvent.occurrence_id == occurrence_id).order_by(MeetingEvent.at)
+            )
+            return row, list(stays.all()), list(events.all())
 
     async def joined(self, occurrence_id: int, room_id: str, at: datetime) -> None:
         async with self._sessions() as session, session.begin():

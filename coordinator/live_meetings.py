@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -151,7 +151,7 @@ class LiveMeetings:
         self.meetings: dict[int, ActiveMeeting] = {}
         self.media_counters = MediaCounters()
         self._told: dict[str, int | None] = {}  # room -> meeting id of the last join sent (None: leave)
-        self._background: set[asyncio.Future[bool]] = set()
+        self._background: set[asyncio.Future[object]] = set()
         self._offers = TokenBuckets(rate=1 / OFFER_EVERY_SECONDS, burst=OFFER_BURST)
         self.hand_listeners: list[HandListener] = []  # a commune's uplink passes its rooms' hands up
         self._guest_channels: dict[str, Connection] = {}  # guest participant id -> its page's control channel
@@ -244,8 +244,10 @@ class LiveMeetings:
         if raised and entry not in meeting.hands and entry != meeting.floor_target:
             meeting.hands.append(entry)
             log.info("room %s raised its hand in meeting %s", entry, meeting.meeting_id)
+            self._later(self.book.hand(meeting.occurrence_id, entry, True))
         elif not raised and entry in meeting.hands:
             meeting.hands.remove(entry)
+            self._later(self.book.hand(meeting.occurrence_id, entry, False))
         for listener in list(self.hand_listeners):
             listener(meeting, entry, raised)
         return None
@@ -429,7 +431,11 @@ class LiveMeetings:
 
     def _send_soon(self, room_id: str, message: BaseModel) -> None:
         """Send from the router's synchronous routing code, without waiting for the room's socket."""
-        task = asyncio.ensure_future(self._send(room_id, message))
+        self._later(self._send(room_id, message))
+
+    def _later(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run ``work`` from synchronous code, kept until it is done."""
+        task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

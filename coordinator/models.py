@@ -84,6 +84,7 @@ class Occurrence(Base):
     ends_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     floor_room: Mapped[str | None] = mapped_column(String(32))
+    invited_rooms: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")  # as it started
 
 
 class Attendance(Base):
@@ -116,6 +117,18 @@ class Invitation(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class MeetingEvent(Base):
+    """What the minutes tell besides attendance: the floor given or taken back, hands raised and lowered."""
+
+    __tablename__ = "meeting_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(ForeignKey("occurrences.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))  # "floor", "hand_up", "hand_down"
+    participant: Mapped[str | None] = mapped_column(String(65))  # room, "commune/room" or guest; None: the chair
 
 
 class User(Base):

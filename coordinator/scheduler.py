@@ -100,8 +100,9 @@ class Scheduler:
         self._wake.set()
 
     async def _begin(self, meeting: Meeting, scheduled: datetime, now: datetime, ends: datetime) -> ActiveMeeting:
-        occurrence = await self._book.start_occurrence(meeting.id, scheduled, now, ends)
-        return await self._live.start(meeting, occurrence, expected_rooms(meeting, self._registry))
+        expected = expected_rooms(meeting, self._registry)
+        occurrence = await self._book.start_occurrence(meeting.id, scheduled, now, ends, sorted(expected))
+        return await self._live.start(meeting, occurrence, expected)
 
     def _note_next_starts(self, meetings: Iterable[Meeting], now: datetime) -> None:
         upcoming = {}

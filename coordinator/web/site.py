@@ -22,7 +22,7 @@ from coordinator.services import Services
 from coordinator.settings import Settings
 from coordinator.tokens import new_token
 from coordinator.web.history import History
-from coordinator.web.pages import console, guest, overview, province, recordings, room, schedule, signin
+from coordinator.web.pages import console, guest, minutes, overview, province, recordings, room, schedule, signin
 from coordinator.web.security import Refused, SignInRequired
 from coordinator.web.state import WebState
 from coordinator.web.users import Users
@@ -88,7 +88,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     )
     app.add_middleware(SecureCookies, always=settings.cookie_secure)
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
-    for module in (signin, overview, schedule, console, room, province, guest, recordings):
+    for module in (signin, overview, schedule, console, room, province, guest, recordings, minutes):
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)

@@ -94,6 +94,7 @@ async def console(
         occurrence=occurrence,
         issued=request.session.pop(ISSUED, None) if not fragment else None,
         recordings=recordings_of(services, meeting_id) if not fragment else [],
+        occurrences=[occ for occ, _ in await services.book.history(meeting_id)][::-1][:20] if not fragment else [],
         next_start=next_start(timing_of(meeting), now),
         invited=len(expected_rooms(meeting, services.registry)),
         ago=lambda value: ago(value, now),
