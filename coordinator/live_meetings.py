@@ -123,6 +123,7 @@ class ActiveMeeting:
             mode=self.mode,
             ends_at=self.ends_at,
             invited_groups=self.groups,
+            recording=self.recorder is not None,
         )
 
 

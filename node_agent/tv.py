@@ -230,6 +230,8 @@ class Television:
                 max_width=inset.width * 9 // 10,
             )
         status = f"● Đang họp: {meeting.title}"
+        if meeting.recording:
+            status += " · Đang ghi hình"
         if self.room.hand_raised:
             status += " · Đã giơ tay, chờ chủ trì mời"
         if floor == me:

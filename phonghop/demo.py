@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="keep state here (default: a new temporary folder)")
     parser.add_argument("--start-in", type=float, default=5, help="seconds until the demo meeting starts")
     parser.add_argument("--meeting-minutes", type=float, default=60, help="length of the demo meeting")
+    parser.add_argument("--no-record", action="store_true", help="do not record the demo meeting")
     parser.add_argument("--inventory", type=Path, default=DEFAULT_INVENTORY, help="inventory that names the rooms")
 
 
@@ -203,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
                         "invited_rooms": [r.id for r in rooms],
                         "start": start.isoformat(),
                         "duration_seconds": int(args.meeting_minutes * 60),
+                        "record": not args.no_record,
                     },
                 )
                 meeting.raise_for_status()

@@ -114,6 +114,7 @@ class MeetingRef(_Message):
     mode: str
     ends_at: datetime | None = None
     invited_groups: list[str] = Field(default_factory=list, max_length=16)
+    recording: bool = False  # the coordinator records it: the TV says so
 
 
 class Welcome(_Message):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -174,3 +175,29 @@ def test_a_nearly_full_recordings_disk_stops_the_recording_not_the_meeting(tmp_p
         if monitoring is not None:
             monitoring.stop()
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_coordinator_killed_mid_recording_loses_only_the_moment_of_the_kill(
+    coordinator: Coordinator, start_agent: Callable[..., Agent]
+) -> None:
+    start_agent("ubnd", "hall")
+    start_agent("tdp-01")
+    meeting = coordinator.schedule(["tdp-01"], start_in=0, seconds=600)
+    folder = coordinator.data_dir / "recordings" / f"cuoc-hop-{meeting}"
+    label = {"meeting": str(meeting)}
+    wait_for(lambda: sample(coordinator.metrics(), "phonghop_recording_active", **label) == 1.0, 30, "recording")
+    time.sleep(PIECE_SECONDS + 3)  # one piece closed, the next one being written
+    coordinator.stop(signal.SIGKILL)
+    before = sorted(folder.glob("*.webm"))
+    assert len(before) == 2, before
+    coordinator.start()
+    wait_for(lambda: sample(coordinator.metrics(), "phonghop_recording_active", **label) == 1.0, 30, "recording again")
+    time.sleep(3)
+    with coordinator.api() as api:
+        assert api.post(f"/api/v1/meetings/{meeting}/end").status_code == 200
+    after = sorted(folder.glob("*.webm"))
+    assert len(after) == 3, after
+    seconds = [pictures[-1][0] for pictures in (_pictures([piece]) for piece in after)]
+    assert seconds[0] > PIECE_SECONDS - 1.5  # closed whole
+    assert seconds[1] > 1.5  # cut by the kill, and still plays up to it (give or take what was buffered)
+    assert seconds[2] > 1.5  # recording resumed after the restart

@@ -6,8 +6,8 @@ seamless there, at keyframes), never decoded. The chair's and the floor's sound
 are decoded, mixed every 20 ms and written as one Opus track. Both follow the
 wall clock from the piece's start, so they stay together. A piece is closed at a
 keyframe once it is ``piece_seconds`` long: a crash loses nothing already
-closed, and the piece in progress still plays up to the crash (Matroska is
-written as it goes).
+closed, and the piece in progress still plays up to about a second before the
+crash (Matroska clusters of a second, flushed as they are complete).
 """
 
 from __future__ import annotations
@@ -60,7 +60,14 @@ class Piece:
     def __init__(self, path: Path, width: int, height: int) -> None:
         self.path = path
         self.started = time.monotonic()
-        self.container = av.open(str(path), "w", format="webm")
+        # Clusters of at most a second, each on disk as soon as it is complete: a crash loses about a second.
+        self.container = av.open(
+            str(path),
+            "w",
+            format="webm",
+            options={"cluster_time_limit": "1000"},
+            container_options={"flush_packets": "1"},
+        )
         self.video = self.container.add_stream("libvpx", rate=30)
         self.video.width, self.video.height = width, height
         self.video.time_base = Fraction(1, VIDEO_CLOCK)
