@@ -40,6 +40,7 @@ _REASONS = (
     ("meeting ended", "cuộc họp kết thúc"),
     ("meeting deleted", "cuộc họp bị hủy"),
     ("ended by the operator", "người vận hành kết thúc họp"),
+    ("removed by the operator", "người vận hành mời ra"),
     ("no longer invited", "không còn được mời"),
     ("connection failed or closed", "kết nối hình/tiếng bị đứt"),
     ("connection closed", "kết nối đóng"),

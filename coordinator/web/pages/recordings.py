@@ -57,4 +57,4 @@ async def recording(meeting_id: int, name: str, services: Svc, user: Viewer) -> 
     path = folder_of(services.settings, meeting_id) / name
     if not PIECE_NAME.match(name) or not path.is_file():
         raise Refused("Không có bản ghi hình này (có thể đã quá hạn lưu và bị xóa).", status=404)
-    return FileResponse(path, media_type="video/webm", filename=name)
+    return FileResponse(path, media_type="video/webm", filename=name, content_disposition_type="inline")
