@@ -11,7 +11,8 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,20 @@ def parse_metrics(text: str) -> Samples:
 
 def sample(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
+
+
+@contextmanager
+def small_disk(folder: Path, size: str = "8M") -> Iterator[Path]:
+    """A disk of its own, ``size`` big (an ext4 image on a loop device), mounted at ``folder`` until the end."""
+    image = folder.with_suffix(".img")
+    folder.mkdir(parents=True)
+    subprocess.run(["truncate", "-s", size, str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], check=True)
+    subprocess.run(["mount", "-o", "loop", str(image), str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float = 15) -> int | None:

@@ -13,7 +13,17 @@ import httpx
 import pytest
 
 from tests.alerting import NODE_EXPORTER, MonitoringStack, Timing
-from tests.harness import BOTH_DATABASES, Agent, Coordinator, Samples, free_port, holds, sample, wait_for
+from tests.harness import (
+    BOTH_DATABASES,
+    Agent,
+    Coordinator,
+    Samples,
+    free_port,
+    holds,
+    sample,
+    small_disk,
+    wait_for,
+)
 from tests.postgres import PostgresServer
 from tests.webtools import signed_in
 
@@ -265,11 +275,11 @@ def test_a_full_database_disk_mid_meeting_loses_nothing(tmp_path: Path) -> None:
     media and the meeting go on, the disk alert fires, writes go through until the disk refuses one with a
     clear error (SQLite's write-ahead log first reuses the space it holds), nothing stored is lost, and once
     there is space again it all works without a restart."""
-    disk, image = tmp_path / "disk", tmp_path / "disk.img"
-    disk.mkdir()
-    subprocess.run(["truncate", "-s", "8M", str(image)], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], check=True)
-    subprocess.run(["mount", "-o", "loop", str(image), str(disk)], check=True)
+    with small_disk(tmp_path / "disk") as disk:
+        _database_disk_fills_up(tmp_path, disk)
+
+
+def _database_disk_fills_up(tmp_path: Path, disk: Path) -> None:
     coordinator = Coordinator(tmp_path / "coordinator", {"PHONGHOP_DATABASE_URL": f"sqlite:///{disk / 'db.sqlite'}"})
     exporter_port = free_port()
     # This machine's node exporter, as the monitoring role scrapes it on the server (filesystems only).
@@ -332,7 +342,6 @@ def test_a_full_database_disk_mid_meeting_loses_nothing(tmp_path: Path) -> None:
             monitoring.stop()
         exporter.terminate()
         exporter.wait()
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 def _write_until_refused(api: httpx.Client) -> tuple[dict[int, str], httpx.Response]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 
 from phonghop.testpattern import read_code, room_with_code, tone_hz
 from tests.alerting import MonitoringStack, Timing
-from tests.harness import Agent, Coordinator, holds, sample, wait_for
+from tests.harness import Agent, Coordinator, holds, sample, small_disk, wait_for
 from tests.webtools import signed_in
 
 ROOMS = ["ubnd", "tdp-01"]
@@ -72,7 +71,7 @@ def test_a_meeting_is_recorded_as_it_was_seen_and_heard(
     coordinator: Coordinator, start_agent: Callable[..., Agent], tmp_path: Path
 ) -> None:
     start_agent("ubnd", "hall")
-    start_agent("tdp-01")
+    room_token = start_agent("tdp-01").token_file.read_text().strip()
     meeting = coordinator.schedule(["tdp-01"], start_in=0, seconds=600)
     folder = coordinator.data_dir / "recordings" / f"cuoc-hop-{meeting}"
     wait_for(lambda: sample(coordinator.metrics(), "phonghop_recording_active", meeting=str(meeting)) == 1.0,
@@ -122,16 +121,18 @@ def test_a_meeting_is_recorded_as_it_was_seen_and_heard(
     with coordinator.api(token=None) as anonymous:
         refused = anonymous.get(path)
         assert refused.status_code == 303
+    with coordinator.api(token=room_token) as room:
+        assert room.get(path).status_code == 303  # a room's token opens no page
 
 
 def test_a_nearly_full_recordings_disk_stops_the_recording_not_the_meeting(tmp_path: Path) -> None:
     """Recordings on a small disk of their own (an ext4 image) that has little more than the floor free:
     recording stops with a reason, the alert fires, the meeting and the database go on."""
-    disk, image = tmp_path / "disk", tmp_path / "disk.img"
-    disk.mkdir()
-    subprocess.run(["truncate", "-s", "8M", str(image)], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], check=True)
-    subprocess.run(["mount", "-o", "loop", str(image), str(disk)], check=True)
+    with small_disk(tmp_path / "disk") as disk:
+        _recordings_disk_fills_up(tmp_path, disk)
+
+
+def _recordings_disk_fills_up(tmp_path: Path, disk: Path) -> None:
     floor_mb = 2
     env = {"PHONGHOP_RECORDINGS_DIR": str(disk), "PHONGHOP_RECORDING_MIN_FREE_MB": str(floor_mb)}
     coordinator = Coordinator(tmp_path / "coordinator", env)
@@ -174,7 +175,6 @@ def test_a_nearly_full_recordings_disk_stops_the_recording_not_the_meeting(tmp_p
         coordinator.stop()
         if monitoring is not None:
             monitoring.stop()
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_a_coordinator_killed_mid_recording_loses_only_the_moment_of_the_kill(
