@@ -77,14 +77,14 @@ def test_a_meeting_is_recorded_as_it_was_seen_and_heard(
     wait_for(lambda: sample(coordinator.metrics(), "phonghop_recording_active", meeting=str(meeting)) == 1.0,
              30, "the recording to start")  # fmt: skip
     began = time.monotonic()
-    time.sleep(4)
+    time.sleep(4)  # the recording's own timeline: four seconds of the chair alone
     with coordinator.api() as api:
         assert api.put(f"/api/v1/meetings/{meeting}/floor", json={"room": "tdp-01"}).status_code == 200
         given = time.monotonic() - began
-        time.sleep(5)
+        time.sleep(5)  # five seconds of the floor holder
         assert api.delete(f"/api/v1/meetings/{meeting}/floor").status_code == 200
         taken = time.monotonic() - began
-        time.sleep(4)
+        time.sleep(4)  # four of the chair again
         assert api.post(f"/api/v1/meetings/{meeting}/end").status_code == 200
         ended = time.monotonic() - began
     pieces = sorted(folder.glob("*.webm"))
@@ -192,7 +192,7 @@ def test_a_coordinator_killed_mid_recording_loses_only_the_moment_of_the_kill(
     assert len(before) == 2, before
     coordinator.start()
     wait_for(lambda: sample(coordinator.metrics(), "phonghop_recording_active", **label) == 1.0, 30, "recording again")
-    time.sleep(3)
+    time.sleep(3)  # some recording after the restart
     with coordinator.api() as api:
         assert api.post(f"/api/v1/meetings/{meeting}/end").status_code == 200
     after = sorted(folder.glob("*.webm"))
