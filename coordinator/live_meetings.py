@@ -110,6 +110,12 @@ class ActiveMeeting:
         """Joined, and its media is flowing."""
         return room_id in self.joined and self.router.flowing(room_id)
 
+    async def close_media(self) -> None:
+        """The router's peers and the recording's last piece."""
+        await self.router.close()
+        if self.recorder is not None:
+            await self.recorder.close()
+
     def takes_part(self, participant: str) -> bool:
         """A room invited, or a guest whose page is in: who may hold the floor."""
         return participant in self.expected or participant in self.guests
@@ -318,9 +324,7 @@ class LiveMeetings:
             if channel is not None:
                 await channel.close(CLOSE_MEETING_ENDED, "meeting ended")
         active.guests.clear()
-        await active.router.close()
-        if active.recorder is not None:
-            await active.recorder.close()
+        await active.close_media()
         log.info("meeting %s (%s) ended: %s", meeting_id, active.title, reason)
         active.joined.clear()
         await self._update_duties(active.expected)
@@ -373,9 +377,7 @@ class LiveMeetings:
                 await self.book.left(meeting.occurrence_id, room, utcnow(), "coordinator stopped")
             meeting.joined.clear()
             meeting.guests.clear()
-            await meeting.router.close()
-            if meeting.recorder is not None:
-                await meeting.recorder.close()
+            await meeting.close_media()
 
     # --- guests ---------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from coordinator import heap
 from coordinator.connections import Connections
 from coordinator.live_meetings import LiveMeetings
-from coordinator.participants import is_guest
+from coordinator.participants import kind_of
 from coordinator.readiness_store import ReadinessStore
 from coordinator.registry import Registry
 from phonghop.protocol import DEVICE_NAMES
@@ -153,7 +153,7 @@ class StateCollector(Collector):
         )
         for meeting in live.meetings.values():
             for room_id, peer in meeting.router.peers.items():
-                if is_guest(room_id):
+                if kind_of(room_id) != "room":
                     continue
                 quality = peer.quality
                 if quality.rtt is not None:
@@ -170,11 +170,15 @@ class StateCollector(Collector):
             labels=["room", "direction", "kind"],
         )
         guest_bytes: dict[tuple[str, str], float] = {}
-        for (room_id, direction, kind), value in sorted(counters.bytes.items()):
-            if is_guest(room_id):  # one series for all guests: their ids come and go with invitations
+        viewed = 0.0  # the recorder's bytes are phonghop_recording_bytes
+        for (participant, direction, kind), value in sorted(counters.bytes.items()):
+            who = kind_of(participant)
+            if who == "room":
+                media_bytes.add_metric([participant, direction, kind], float(value))
+            elif who == "guest":  # one series for all guests: their ids come and go with invitations
                 guest_bytes[(direction, kind)] = guest_bytes.get((direction, kind), 0.0) + value
-            else:
-                media_bytes.add_metric([room_id, direction, kind], float(value))
+            elif who == "viewer":
+                viewed += value
         guest_media = CounterMetricFamily(
             "phonghop_guest_rtp_bytes",
             "Media payload bytes of all guests, per direction and kind",
@@ -188,7 +192,7 @@ class StateCollector(Collector):
             "phonghop_keyframe_requests", "Keyframe requests to a publishing room", labels=["room"]
         )
         for room_id, value in sorted(counters.keyframe_requests.items()):
-            if is_guest(room_id):
+            if kind_of(room_id) != "room":
                 continue
             keyframes.add_metric([room_id], float(value))
         held = GaugeMetricFamily(
@@ -205,7 +209,7 @@ class StateCollector(Collector):
         viewer_bytes = CounterMetricFamily(
             "phonghop_live_view_bytes", "Media payload bytes sent to web pages watching a meeting"
         )
-        viewer_bytes.add_metric([], float(counters.viewer_bytes))
+        viewer_bytes.add_metric([], viewed)
         yield from (rtt, loss, jitter, media_bytes, guest_media, forwarded, keyframes, held, viewers, viewer_bytes)
 
 

@@ -1,14 +1,18 @@
-"""Who takes part in a meeting besides rooms: guests admitted by an invitation.
+"""Who takes part in a meeting besides rooms: guests admitted by an invitation, web pages watching, the recorder.
 
-A guest's participant id cannot be a room id (room ids have no colon), so the
-router, the floor and the hands treat both alike while the metrics, the
-attendance and the pages can tell them apart.
+Their ids cannot be room ids (room ids have no colon), so the router, the
+floor and the hands treat them alike while the metrics, the attendance and the
+pages can tell them apart.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 GUEST_PREFIX = "khach:"
+VIEWER_PREFIX = "xem:"  # a signed-in user's page watching a meeting (the console's live view)
 RECORDER = "ghi:hinh"  # the recorder's place among a meeting's subscribers (it gets what the audience gets)
+Kind = Literal["room", "guest", "viewer", "recorder"]
 
 # Why a guest's page was refused or sent away: WebSocket close codes, which the page words in Vietnamese
 # (a browser shows a page no HTTP refusal of a WebSocket, only the close code after it opened).
@@ -23,8 +27,20 @@ def guest_id(invitation_id: int) -> str:
     return f"{GUEST_PREFIX}{invitation_id}"
 
 
+def viewer_id(user_name: str) -> str:
+    return f"{VIEWER_PREFIX}{user_name}"
+
+
 def is_guest(participant: str) -> bool:
     return participant.startswith(GUEST_PREFIX)
+
+
+def kind_of(participant: str) -> Kind:
+    if is_guest(participant):
+        return "guest"
+    if participant.startswith(VIEWER_PREFIX):
+        return "viewer"
+    return "recorder" if participant == RECORDER else "room"
 
 
 def invitation_of(participant: str) -> int | None:

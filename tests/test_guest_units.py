@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from coordinator.guests.invitations import normal_code
 from coordinator.guests.turn import OVERRUN, turn_server
-from coordinator.participants import guest_id, invitation_of, is_guest
+from coordinator.participants import guest_id, invitation_of, is_guest, kind_of
 from coordinator.settings import Settings
 
 
@@ -43,6 +43,12 @@ def test_guest_ids_are_never_room_ids() -> None:
     assert invitation_of("khach:12") == 12
     assert invitation_of("khach-12") is None  # a valid room id
     assert not is_guest("khach-12")
+    assert [kind_of(p) for p in ("khach:12", "xem:vanhanh", "ghi:hinh", "khach-12")] == [
+        "guest",
+        "viewer",
+        "recorder",
+        "room",
+    ]
 
 
 def test_turn_settings_come_as_a_pair_of_a_turn_url_and_a_secret(tmp_path: Path) -> None:

@@ -38,9 +38,8 @@ SLOT_KINDS = {"program": ("video", 90000), "chair_audio": ("audio", 48000), "flo
 class MediaCounters:
     """Totals since the coordinator started, for /metrics."""
 
+    # (participant, direction, kind): rooms, and the others (coordinator.participants), told apart at scrape time
     bytes: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
-    viewer_bytes: int = 0  # sent to web pages watching a meeting (they are not rooms)
-    recorded_bytes: int = 0  # handed to recorders
     forwarded: int = 0
     keyframe_requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -133,11 +132,14 @@ class MeetingRouter:
 
     def add_recorder(self, name: str, sends: dict[str, SendPacket]) -> None:
         """A subscriber with no peer: its slots' packets go to ``sends`` (one per slot), as to a room's peer."""
+        self._open_streams(name, sends)
+        self.recorders.add(name)
+        self.reroute()
+
+    def _open_streams(self, name: str, sends: dict[str, SendPacket]) -> None:
         self.streams[name] = {
             slot: SlotStream(name, slot, kind, clock, sends[slot]) for slot, (kind, clock) in SLOT_KINDS.items()
         }
-        self.recorders.add(name)
-        self.reroute()
 
     def keyframe_for(self, name: str) -> None:
         """A subscriber without a peer asks for a keyframe of its program (a new piece, a lost packet)."""
@@ -153,10 +155,7 @@ class MeetingRouter:
         except Exception:
             await peer.close()
             raise
-        self.streams[name] = {
-            slot: SlotStream(name, slot, kind, clock, peer.senders[slot].send)
-            for slot, (kind, clock) in SLOT_KINDS.items()
-        }
+        self._open_streams(name, {slot: sender.send for slot, sender in peer.senders.items()})
         return peer, answer
 
     async def remove_viewer(self, viewer: str, reason: str) -> None:
@@ -322,12 +321,7 @@ class MeetingRouter:
             sent = await stream.forward(packet, vp8)
             if sent:
                 counters.forwarded += 1
-                if stream.room in self.viewers:
-                    counters.viewer_bytes += sent
-                elif stream.room in self.recorders:
-                    counters.recorded_bytes += sent
-                else:
-                    counters.bytes[(stream.room, "out", kind)] += sent
+                counters.bytes[(stream.room, "out", kind)] += sent
 
     # --- keyframes ----------------------------------------------------------------
 

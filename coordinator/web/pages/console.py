@@ -14,7 +14,7 @@ from coordinator.guests.invitations import MAX_NAME
 from coordinator.live_meetings import MAX_VIEWERS, ActiveMeeting, WatchRefused, holder_of
 from coordinator.media.peer import OfferError
 from coordinator.models import Meeting
-from coordinator.participants import CLOSE_GUEST_REMOVED, guest_id
+from coordinator.participants import CLOSE_GUEST_REMOVED, guest_id, viewer_id
 from coordinator.recurrence import next_start
 from coordinator.schedule import expected_rooms, timing_of
 from coordinator.services import Services, Svc
@@ -187,7 +187,7 @@ async def watch(request: Request, meeting_id: int, services: Svc, user: Viewer) 
         return JSONResponse({"message": "Cuộc họp này không diễn ra lúc này."}, status_code=409)
     offer = str((await read_form(request)).get("sdp") or "")
     try:
-        answer = await services.live.watch(active, f"xem:{user.name}", offer)
+        answer = await services.live.watch(active, viewer_id(user.name), offer)
     except OfferError as exc:
         log.warning("web user %s: live view offer refused: %s", user.name, exc)
         message = (
