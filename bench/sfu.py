@@ -56,9 +56,9 @@ def run_router(mode: str, port: int) -> None:
             router = MeetingRouter(1, "room-000", "presentation", MediaCounters())
             original = router.on_packet
 
-            async def timed(room: str, kind: str, packet: Any) -> None:
+            def timed(room: str, kind: str, packet: Any) -> None:
                 started = time.perf_counter()
-                await original(room, kind, packet)
+                original(room, kind, packet)
                 fanout = len(router.fanout.get((room, kind), ()))
                 if fanout:
                     # One sample per subscriber served, taken when its send returned (upper bound).
@@ -156,7 +156,7 @@ class Room:
     async def join(self, client: httpx.AsyncClient) -> None:
         from aiortc import RTCSessionDescription
 
-        from phonghop.aiortc_glue import on_keyframe_request, tap_receiver
+        from phonghop.aiortc_glue.tracks import on_keyframe_request, tap_receiver
         from phonghop.webrtc import peer_connection
 
         pc = peer_connection()

@@ -24,7 +24,13 @@ from av import AudioFrame, VideoFrame
 from pydantic import BaseModel
 
 from node_agent.room import Room
-from phonghop.aiortc_glue import force_keyframe, on_keyframe_request, set_sending, stamp_audio_level, tap_receiver
+from phonghop.aiortc_glue.tracks import (
+    force_keyframe,
+    on_keyframe_request,
+    set_sending,
+    stamp_audio_level,
+    tap_receiver,
+)
 from phonghop.dialing import NegotiationFailed, negotiate
 from phonghop.protocol import Answer, MediaStatus, Publish
 from phonghop.webrtc import peer_connection, prefer

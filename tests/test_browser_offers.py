@@ -155,7 +155,7 @@ async def test_a_browsers_offer_is_answered_with_vp8_and_opus_only(offer: str) -
     assert (video.direction, chair.direction, floor.direction) == ("sendrecv", "sendrecv", "sendonly")
 
 
-async def _ignore_packet(*_: object) -> None:
+def _ignore_packet(*_: object) -> None:
     return None
 
 

@@ -17,7 +17,7 @@ from coordinator.media.policy import Slots
 from coordinator.media.router import MediaCounters, MeetingRouter
 from node_agent.media import MediaPeer
 from node_agent.testsource import TestSource
-from phonghop.aiortc_glue import request_keyframe
+from phonghop.aiortc_glue.tracks import request_keyframe
 from tests.harness import until
 
 ROOMS = ("ubnd", "tdp-01", "tdp-02")

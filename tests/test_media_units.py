@@ -40,29 +40,29 @@ class _Sink:
     def __init__(self) -> None:
         self.sent: list[tuple[int, int, bytes]] = []
 
-    async def __call__(self, seq: int, ts: int, marker: int, payload: bytes) -> int:
+    def __call__(self, seq: int, ts: int, marker: int, payload: bytes) -> int:
         self.sent.append((seq, ts, payload))
         return len(payload)
 
 
-async def test_video_slot_waits_for_a_keyframe_and_stays_continuous_across_a_switch() -> None:
+def test_video_slot_waits_for_a_keyframe_and_stays_continuous_across_a_switch() -> None:
     sink = _Sink()
     slot = SlotStream("tdp-01", "program", "video", 90000, sink)
     assert slot.switch("ubnd") is True
     # Deltas before the first keyframe are held back.
-    assert await slot.forward(_packet(100, 9000, _vp8(10, True, False)), inspect(_vp8(10, True, False))) == 0
+    assert slot.forward(_packet(100, 9000, _vp8(10, True, False)), inspect(_vp8(10, True, False))) == 0
     for seq, pic, key in ((101, 11, True), (102, 12, False), (103, 13, False)):
         payload = _vp8(pic, True, key)
-        await slot.forward(_packet(seq, 9000 * seq, payload), inspect(payload))
+        slot.forward(_packet(seq, 9000 * seq, payload), inspect(payload))
     assert [s for s, _, _ in sink.sent] == [101, 102, 103]
 
     # Switch to another room whose numbering is unrelated.
     assert slot.switch("tdp-02") is True
     other = _vp8(30000, True, False)
-    assert await slot.forward(_packet(60000, 5, other), inspect(other)) == 0
+    assert slot.forward(_packet(60000, 5, other), inspect(other)) == 0
     for seq, pic, key in ((60001, 30001, True), (60002, 30002, False)):
         payload = _vp8(pic, True, key)
-        await slot.forward(_packet(seq, 5 + 6000 * (seq - 60000), payload), inspect(payload))
+        slot.forward(_packet(seq, 5 + 6000 * (seq - 60000), payload), inspect(payload))
     seqs = [s for s, _, _ in sink.sent]
     assert seqs == [101, 102, 103, 104, 105]
     timestamps = [t for _, t, _ in sink.sent]
@@ -71,31 +71,31 @@ async def test_video_slot_waits_for_a_keyframe_and_stays_continuous_across_a_swi
     assert picture_ids == [11, 12, 13, 14, 15]
     # A late packet from before the switch has no place in the stream.
     stale = _vp8(29999, True, False)
-    assert await slot.forward(_packet(59999, 1, stale), inspect(stale)) == 0
+    assert slot.forward(_packet(59999, 1, stale), inspect(stale)) == 0
 
 
-async def test_audio_slot_switches_without_waiting() -> None:
+def test_audio_slot_switches_without_waiting() -> None:
     sink = _Sink()
     slot = SlotStream("tdp-01", "floor_audio", "audio", 48000, sink)
     assert slot.switch("tdp-02") is False
-    await slot.forward(_packet(7, 960, b"opus"), None)
+    slot.forward(_packet(7, 960, b"opus"), None)
     slot.switch("tdp-03")
-    await slot.forward(_packet(50000, 123456, b"opus"), None)
+    slot.forward(_packet(50000, 123456, b"opus"), None)
     assert [s for s, _, _ in sink.sent] == [7, 8]
 
 
-async def test_a_slot_with_one_source_for_hours_keeps_every_packet() -> None:
+def test_a_slot_with_one_source_for_hours_keeps_every_packet() -> None:
     """Sequence numbers wrap every 65 536 packets (22 minutes of audio): none of them may look stale."""
     sink = _Sink()
     slot = SlotStream("tdp-01", "program_audio", "audio", 48000, sink)
     slot.switch("ubnd")
     first = 65000
     for n in range(3 * 65536):
-        await slot.forward(_packet((first + n) & 0xFFFF, 960 * n, b"opus"), None)
+        slot.forward(_packet((first + n) & 0xFFFF, 960 * n, b"opus"), None)
     assert len(sink.sent) == 3 * 65536
     assert all(((b - a) & 0xFFFF) == 1 for (a, _, _), (b, _, _) in itertools.pairwise(sink.sent))
     # Still dropped: a packet from long before the newest one.
-    assert await slot.forward(_packet((first + 3 * 65536 - 0x2000) & 0xFFFF, 0, b"old"), None) == 0
+    assert slot.forward(_packet((first + 3 * 65536 - 0x2000) & 0xFFFF, 0, b"old"), None) == 0
 
 
 def test_policy_never_sends_a_room_its_own_media() -> None:
@@ -147,7 +147,7 @@ def test_active_speaker_needs_to_be_louder_for_a_while() -> None:
 async def test_keyframe_requests_are_rate_limited_and_coalesced() -> None:
     sent: list[float] = []
 
-    async def send() -> None:
+    def send() -> None:
         sent.append(asyncio.get_running_loop().time())
 
     gate = KeyframeGate(send, interval=0.2)

@@ -3,27 +3,25 @@
 The room offers three m-lines in this order: video (sendrecv: its camera and
 the program picture), audio (sendrecv: its microphone and the chair's sound)
 and audio (recvonly: the floor's sound); a web page watching the meeting offers
-the same three, receive-only. Received packets go to the router
-through the glue's tap; the three outgoing slots are PacketSenders.
+the same three, receive-only. The glue's ForwardingPeer moves the packets:
+received ones to the router as they arrive, the router's copies out through
+the three slots' PacketSenders.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import partial
 
-from aiortc import MediaStreamTrack, RTCRtpReceiver, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 from av.frame import Frame
 
-from phonghop.aiortc_glue import PacketSender, request_keyframe, tap_receiver, watch_rtcp
+from phonghop.aiortc_glue.forwarding import ForwardingPeer, Inbound, LinkStats, PacketSender
 from phonghop.webrtc import peer_connection, prefer
 
 log = logging.getLogger(__name__)
@@ -131,15 +129,7 @@ class Placeholder(MediaStreamTrack):
         raise MediaStreamError("the router sends packets, not frames")
 
 
-@dataclass
-class LinkStats:
-    rtt: float | None = None
-    loss_in: float | None = None
-    loss_out: float | None = None
-    jitter: float | None = None
-
-
-PacketHandler = Callable[[str, str, RtpPacket], Awaitable[None]]
+PacketHandler = Callable[[str, str, RtpPacket], None]
 
 
 class RoomPeer:
@@ -156,18 +146,20 @@ class RoomPeer:
         self.layout = layout
         self.occurrence = occurrence
         self.pc = peer_connection()
+        self.forwarding = ForwardingPeer(self.pc, self._heard)
         self.senders: dict[str, PacketSender] = {}
-        self.receivers: dict[str, RTCRtpReceiver] = {}
+        self.receivers: dict[str, Inbound] = {}
         self.remote_ssrc: dict[str, int] = {}
         self.last_heard = 0.0
-        self.quality = LinkStats()
         self._on_packet = on_packet
         self._on_keyframe_request = on_keyframe_request
         self._on_closed = on_closed
-        self._stats_task: asyncio.Task[None] | None = None
-        self._loss_counts: dict[int, tuple[int, int]] = {}
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
+
+    @property
+    def quality(self) -> LinkStats:
+        return self.forwarding.link
 
     @property
     def connected(self) -> bool:
@@ -194,31 +186,27 @@ class RoomPeer:
         for transceiver, (kind, _, slot) in zip(self.pc.getTransceivers(), self.layout, strict=True):
             sender = self.pc.addTrack(Placeholder(kind))
             assert sender is transceiver.sender
-            self.senders[slot] = PacketSender(sender, partial(self._on_keyframe_request, self.room, slot))
-            watch_rtcp(sender, self._heard)
-            watch_rtcp(transceiver.receiver, self._heard)
+            self.senders[slot] = self.forwarding.add_sender(sender, partial(self._on_keyframe_request, self.room, slot))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        self._stats_task = asyncio.create_task(self._poll_stats(), name=f"stats-{self.room}")
+        self.forwarding.start()
         return str(self.pc.localDescription.sdp)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
         kind = track.kind
-        self.receivers[kind] = transceiver.receiver
-        room = self.room
+        room, on_packet, remote_ssrc = self.room, self._on_packet, self.remote_ssrc
 
-        async def handle(packet: RtpPacket) -> None:
-            self.last_heard = time.monotonic()
-            self.remote_ssrc[kind] = packet.ssrc
-            await self._on_packet(room, kind, packet)
+        def handle(packet: RtpPacket) -> None:
+            remote_ssrc[kind] = packet.ssrc
+            on_packet(room, kind, packet)
 
-        tap_receiver(transceiver.receiver, handle)
+        self.receivers[kind] = self.forwarding.add_receiver(transceiver.receiver, handle)
 
-    async def request_keyframe(self) -> None:
-        receiver = self.receivers.get("video")
+    def request_keyframe(self) -> None:
+        inbound = self.receivers.get("video")
         ssrc = self.remote_ssrc.get("video")
-        if receiver is not None and ssrc is not None:
-            await request_keyframe(receiver, ssrc)
+        if inbound is not None and ssrc is not None:
+            inbound.request_keyframe(ssrc)
 
     def _on_state(self) -> None:
         state = self.pc.connectionState
@@ -226,44 +214,5 @@ class RoomPeer:
         if state in ("failed", "closed"):
             self._on_closed(self)
 
-    async def _poll_stats(self) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            while True:
-                await asyncio.sleep(2.0)
-                try:
-                    self._read_stats(await self.pc.getStats())
-                except Exception as exc:  # stats are best effort; the peer may be closing
-                    log.debug("room %s: stats failed: %s", self.room, exc)
-
-    def _read_stats(self, report: dict[str, object]) -> None:
-        rtts: list[float] = []
-        out_losses: list[float] = []
-        jitters: list[float] = []
-        lost = expected = 0
-        for stat in report.values():
-            kind = getattr(stat, "type", "")
-            if kind == "remote-inbound-rtp":
-                if getattr(stat, "roundTripTime", None) is not None:
-                    rtts.append(float(stat.roundTripTime))  # type: ignore[attr-defined]
-                out_losses.append(float(getattr(stat, "fractionLost", 0) or 0) / 256.0)
-            elif kind == "inbound-rtp":
-                clock = 90000 if getattr(stat, "kind", "") == "video" else 48000
-                jitters.append(float(getattr(stat, "jitter", 0) or 0) / clock)
-                ssrc = int(getattr(stat, "ssrc", 0))
-                received = int(getattr(stat, "packetsReceived", 0) or 0)
-                lost_now = int(getattr(stat, "packetsLost", 0) or 0)
-                before = self._loss_counts.get(ssrc, (0, 0))
-                self._loss_counts[ssrc] = (received, lost_now)
-                lost += max(0, lost_now - before[1])
-                expected += max(0, received - before[0]) + max(0, lost_now - before[1])
-        self.quality = LinkStats(
-            rtt=max(rtts) if rtts else self.quality.rtt,
-            loss_in=lost / expected if expected else 0.0,
-            loss_out=max(out_losses) if out_losses else self.quality.loss_out,
-            jitter=max(jitters) if jitters else None,
-        )
-
     async def close(self) -> None:
-        if self._stats_task is not None:
-            self._stats_task.cancel()
-        await self.pc.close()
+        await self.forwarding.close()

@@ -10,7 +10,7 @@ commune, while the province asks for them; the uplink sends those packets up.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from coordinator.media.rewriter import SlotStream
@@ -19,7 +19,7 @@ from coordinator.media.rewriter import SlotStream
 @dataclass
 class Relay:
     name: str
-    request_keyframe: Callable[[], Awaitable[None]]  # from the other level's program
+    request_keyframe: Callable[[], None]  # from the other level's program
     up: dict[str, SlotStream] = field(default_factory=dict)  # kind ("video", "audio") -> stream going up
     live: bool = False  # packets from the other level are arriving
     picture: bool = True  # the other level sends its picture (it holds it back while over this one's budget)

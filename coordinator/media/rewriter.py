@@ -9,13 +9,13 @@ source's next keyframe; delta frames until then are held back.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from aiortc.rtp import RtpPacket
 
 from coordinator.media.vp8 import Vp8Info, with_picture_id
 
-SendPacket = Callable[[int, int, int, bytes], Awaitable[int]]
+SendPacket = Callable[[int, int, int, bytes], int]  # sequence number, timestamp, marker, payload -> bytes sent
 # A packet this many sequence numbers behind the source's newest is dropped (about half a minute of video, more
 # of audio: far beyond any reordering).
 STALE_AFTER = 0x1000
@@ -49,7 +49,7 @@ class SlotStream:
         self.waiting_keyframe = self.kind == "video" and source is not None
         return self.waiting_keyframe
 
-    async def forward(self, packet: RtpPacket, vp8: Vp8Info | None) -> int:
+    def forward(self, packet: RtpPacket, vp8: Vp8Info | None) -> int:
         if self.waiting_keyframe:
             if vp8 is None or not vp8.keyframe:
                 return 0
@@ -73,7 +73,7 @@ class SlotStream:
             pic = (vp8.picture_id + self._pic_offset) & 0x7FFF
             payload = with_picture_id(payload, vp8.picture_id_at, pic)
             self._out_pic = pic
-        sent = await self._send(seq, ts, packet.marker, payload)
+        sent = self._send(seq, ts, packet.marker, payload)
         if sent:
             self._out_seq, self._out_ts, self._last_send = seq, ts, now
         return sent

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from aiortc.rtp import RtpPacket
@@ -47,12 +47,11 @@ class MediaCounters:
 class KeyframeGate:
     """At most one keyframe request per publisher per interval; extra requests are coalesced."""
 
-    def __init__(self, send: Callable[[], Awaitable[None]], interval: float = KEYFRAME_INTERVAL) -> None:
+    def __init__(self, send: Callable[[], None], interval: float = KEYFRAME_INTERVAL) -> None:
         self._send = send
         self._interval = interval
         self._last = -interval
         self._pending: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Future[None]] = set()
         self.sent = 0
 
     def request(self) -> None:
@@ -68,9 +67,7 @@ class KeyframeGate:
         self._pending = None
         self._last = time.monotonic()
         self.sent += 1
-        task = asyncio.ensure_future(self._send())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._send()
 
     def cancel(self) -> None:
         if self._pending is not None:
@@ -302,7 +299,7 @@ class MeetingRouter:
 
     # --- packets ----------------------------------------------------------------
 
-    async def on_packet(self, room: str, kind: str, packet: RtpPacket) -> None:
+    def on_packet(self, room: str, kind: str, packet: RtpPacket) -> None:
         counters = self.counters
         counters.bytes[(room, "in", kind)] += len(packet.payload)
         self._wire[(room, kind)] += len(packet.payload) + WIRE_OVERHEAD
@@ -318,7 +315,7 @@ class MeetingRouter:
             return
         vp8 = inspect(packet.payload) if kind == "video" else None
         for stream in streams:
-            sent = await stream.forward(packet, vp8)
+            sent = stream.forward(packet, vp8)
             if sent:
                 counters.forwarded += 1
                 counters.bytes[(stream.room, "out", kind)] += sent

@@ -160,7 +160,7 @@ class Recorder:
 
     # --- what the router sends ------------------------------------------------
 
-    async def _video(self, seq: int, ts: int, marker: int, payload: bytes) -> int:
+    def _video(self, seq: int, ts: int, marker: int, payload: bytes) -> int:
         info = inspect(payload)
         if info.frame_start:
             self._parts, self._frame_ts = [payload], ts
@@ -176,7 +176,7 @@ class Recorder:
             self._frame(frame)
         return len(payload)
 
-    async def _audio(self, slot: int, seq: int, ts: int, marker: int, payload: bytes) -> int:
+    def _audio(self, slot: int, seq: int, ts: int, marker: int, payload: bytes) -> int:
         for frame in self._decoders[slot].decode(JitterFrame(data=payload, timestamp=ts)):
             assert isinstance(frame, av.AudioFrame)
             samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels))  # packed: samples x channels

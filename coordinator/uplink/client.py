@@ -235,10 +235,10 @@ class Uplink:
 
     # --- packets both ways --------------------------------------------------------------
 
-    async def _send_packet(self, kind: str, seq: int, ts: int, marker: int, payload: bytes) -> int:
+    def _send_packet(self, kind: str, seq: int, ts: int, marker: int, payload: bytes) -> int:
         peer = self._peer
-        return await peer.send(kind, seq, ts, marker, payload) if peer is not None else 0
+        return peer.send(kind, seq, ts, marker, payload) if peer is not None else 0
 
-    async def _program_keyframe(self) -> None:
+    def _program_keyframe(self) -> None:
         if self._peer is not None:
-            await self._peer.request_keyframe()
+            self._peer.request_keyframe()

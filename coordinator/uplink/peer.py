@@ -2,23 +2,23 @@
 
 It offers what a room offers (video sendrecv, audio sendrecv, audio recvonly),
 so the province routes a commune like any room. Nothing is decoded or
-encoded: received packets go to the commune's router through the glue's tap,
-and what goes up (the picture and sound of one room of the commune) is
-written into the two senders as ready-made packets.
+encoded: the glue's ForwardingPeer hands received packets to the commune's
+router as they arrive, and what goes up (the picture and sound of one room of
+the commune) is written into the two senders as ready-made packets.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from aiortc import RTCRtpReceiver, RTCSessionDescription
+from aiortc import RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
 from coordinator.media.peer import SLOT_LAYOUT, Placeholder
-from phonghop.aiortc_glue import PacketSender, request_keyframe, tap_receiver, watch_rtcp
+from phonghop.aiortc_glue.forwarding import ForwardingPeer, Inbound, PacketSender
 from phonghop.webrtc import peer_connection, prefer
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ CONNECT_TIMEOUT = 10.0
 SILENCE_TIMEOUT = 3.0  # nothing at all (RTP or RTCP) from the province for this long: the peer is dead
 LIVE_WITHIN = 1.0  # the province's program counts as arriving while a packet came this recently
 
-SlotPacket = Callable[[str, str, RtpPacket], Awaitable[None]]  # slot, kind, packet
+SlotPacket = Callable[[str, str, RtpPacket], None]  # slot, kind, packet
 
 
 class UplinkPeer:
@@ -37,20 +37,19 @@ class UplinkPeer:
         self.last_media = 0.0
         self.last_heard = time.monotonic()
         self.pc = peer_connection()
+        self.forwarding = ForwardingPeer(self.pc, self._heard)
         self.senders: dict[str, PacketSender] = {}
         self._on_packet = on_packet
-        self._receivers: dict[str, tuple[RTCRtpReceiver, int]] = {}
+        self._receivers: dict[str, tuple[Inbound, int]] = {}
         for kind, direction, _slot in SLOT_LAYOUT:
             if direction == "sendrecv":
                 transceiver = self.pc.addTransceiver(Placeholder(kind), direction=direction)
-                self.senders[kind] = PacketSender(
+                self.senders[kind] = self.forwarding.add_sender(
                     transceiver.sender, on_keyframe_request if kind == "video" else lambda: None
                 )
-                watch_rtcp(transceiver.sender, self._heard)
             else:
                 transceiver = self.pc.addTransceiver(kind, direction=direction)
             prefer(transceiver, kind, "video/VP8" if kind == "video" else "audio/opus")
-            watch_rtcp(transceiver.receiver, self._heard)
         self.pc.on("track", self._on_track)
 
     def _heard(self) -> None:
@@ -62,6 +61,7 @@ class UplinkPeer:
 
     async def accept(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        self.forwarding.start()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         transceivers = self.pc.getTransceivers()
@@ -69,20 +69,21 @@ class UplinkPeer:
         receiver, slot = transceivers[index].receiver, SLOT_LAYOUT[index][2]
         kind = track.kind
 
-        async def handle(packet: RtpPacket) -> None:
-            self.last_media = self.last_heard = time.monotonic()
-            self._receivers[slot] = (receiver, packet.ssrc)
-            await self._on_packet(slot, kind, packet)
+        def handle(packet: RtpPacket) -> None:
+            self.last_media = time.monotonic()
+            self._receivers[slot] = (inbound, packet.ssrc)
+            self._on_packet(slot, kind, packet)
 
-        tap_receiver(receiver, handle)
+        inbound = self.forwarding.add_receiver(receiver, handle)
 
-    async def request_keyframe(self) -> None:
+    def request_keyframe(self) -> None:
         """Ask the province for a keyframe of the program picture."""
         if "program" in self._receivers:
-            await request_keyframe(*self._receivers["program"])
+            inbound, ssrc = self._receivers["program"]
+            inbound.request_keyframe(ssrc)
 
-    async def send(self, kind: str, sequence_number: int, timestamp: int, marker: int, payload: bytes) -> int:
-        return await self.senders[kind].send(sequence_number, timestamp, marker, payload)
+    def send(self, kind: str, sequence_number: int, timestamp: int, marker: int, payload: bytes) -> int:
+        return self.senders[kind].send(sequence_number, timestamp, marker, payload)
 
     def live(self) -> bool:
         """The province's media is arriving now."""
@@ -101,4 +102,4 @@ class UplinkPeer:
         return None
 
     async def close(self) -> None:
-        await self.pc.close()
+        await self.forwarding.close()

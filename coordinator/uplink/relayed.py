@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 LOCAL_GROUPS = ROOM_KINDS
 DEFAULT_SECONDS = 4 * 3600  # a province meeting that names no end
 SendUp = Callable[[BaseModel], Awaitable[bool]]
-SendPacket = Callable[[str, int, int, int, bytes], Awaitable[int]]
+SendPacket = Callable[[str, int, int, int, bytes], int]
 
 
 class RelayedMeeting:
@@ -63,7 +63,7 @@ class RelayedMeeting:
         self.local_id: int | None = None
         self.send_up: SendUp | None = None  # the uplink's control channel
         self.send_packet: SendPacket | None = None  # the uplink's media peer (kind, seq, ts, marker, payload)
-        self.request_keyframe: Callable[[], Awaitable[None]] | None = None  # from the province's program
+        self.request_keyframe: Callable[[], None] | None = None  # from the province's program
         self.relay = Relay(
             source,
             self._keyframe_from_province,
@@ -225,13 +225,13 @@ class RelayedMeeting:
         if self.active is not None:
             self.active.router.reroute()
 
-    async def inject(self, slot: str, kind: str, packet: RtpPacket) -> None:
+    def inject(self, slot: str, kind: str, packet: RtpPacket) -> None:
         """A packet from the province: the program and chair's sound as the chair, the floor's sound apart."""
         active = self.active
         if active is None:
             return
         name = self.relay.floor_name if slot == "floor_audio" else self.relay.name
-        await active.router.on_packet(name, kind, packet)
+        active.router.on_packet(name, kind, packet)
 
     def keyframe_wanted(self) -> None:
         """The province asked for a keyframe of what this commune sends up."""
@@ -240,15 +240,15 @@ class RelayedMeeting:
 
     # --- plumbing -------------------------------------------------------------------
 
-    async def _keyframe_from_province(self) -> None:
+    def _keyframe_from_province(self) -> None:
         if self.request_keyframe is not None:
-            await self.request_keyframe()
+            self.request_keyframe()
 
-    async def _up_video(self, seq: int, ts: int, marker: int, payload: bytes) -> int:
-        return await self.send_packet("video", seq, ts, marker, payload) if self.send_packet else 0
+    def _up_video(self, seq: int, ts: int, marker: int, payload: bytes) -> int:
+        return self.send_packet("video", seq, ts, marker, payload) if self.send_packet else 0
 
-    async def _up_audio(self, seq: int, ts: int, marker: int, payload: bytes) -> int:
-        return await self.send_packet("audio", seq, ts, marker, payload) if self.send_packet else 0
+    def _up_audio(self, seq: int, ts: int, marker: int, payload: bytes) -> int:
+        return self.send_packet("audio", seq, ts, marker, payload) if self.send_packet else 0
 
     def _local_hand(self, meeting: ActiveMeeting, room: str, raised: bool) -> None:
         """A room's hand in the relayed meeting goes up to the province chair's queue."""

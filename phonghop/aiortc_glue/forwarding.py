@@ -1,0 +1,494 @@
+"""A forwarding unit's peer: aiortc negotiates and keeps ICE and DTLS; packets move without it.
+
+aiortc would decode every received track and encode every sent one, and its
+send path walks six coroutines and copies a packet five times. A router needs
+neither: here a received datagram is unprotected, parsed and handed to the
+router in the socket's callback, and each copy the router makes is written
+into its sender's header, protected once and sent on the selected ICE pair in
+the same call. RTCP is one compound report per peer per second (aiortc runs a
+loop per sender and per receiver); NACKs are answered from the copies sent,
+keyframe requests go to the router, and the link's figures (round trip, loss,
+jitter) are kept from the reports as they pass, so nothing polls statistics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from struct import pack, unpack_from
+from typing import Any
+
+import pylibsrtp
+from aioice.ice import StunProtocol
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs import is_rtx
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpByePacket,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    is_rtcp,
+    pack_remb_fci,
+    unpack_remb_fci,
+    unwrap_rtx,
+)
+from aiortc.utils import uint16_add
+
+log = logging.getLogger(__name__)
+
+HISTORY = 128  # copies kept per sender for retransmission: about 2.5 s of a 500 kbit/s picture
+RTCP_INTERVAL = 1.0  # seconds between a peer's reports, varied by half either way as RFC 3550 asks
+RTT_SMOOTHING = 0.85
+NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
+
+PacketHandler = Callable[[RtpPacket], None]
+
+
+def ntp_now() -> int:
+    now = time.time()
+    seconds = int(now)
+    return ((seconds + NTP_EPOCH_OFFSET) << 32) | int((now - seconds) * (1 << 32))
+
+
+class Wire:
+    """One peer's DTLS transport, written to at once: protect, then ``sendto`` on the selected pair.
+
+    A pair whose local end is a TURN allocation (never the coordinator's: its
+    candidates are its own addresses) sends through aioice's coroutine.
+    """
+
+    __slots__ = ("_pending", "dtls")
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self.dtls = dtls
+        self._pending: set[asyncio.Future[None]] = set()
+
+    @property
+    def connected(self) -> bool:
+        return self.dtls._state is DtlsState.CONNECTED
+
+    def send_rtp(self, data: bytes) -> int:
+        if self.dtls._state is not DtlsState.CONNECTED:
+            return 0
+        return self._send(self.dtls._tx_srtp.protect(data))
+
+    def send_rtcp(self, data: bytes) -> int:
+        if self.dtls._state is not DtlsState.CONNECTED:
+            return 0
+        return self._send(self.dtls._tx_srtp.protect_rtcp(data))
+
+    def _send(self, data: bytes) -> int:
+        pair = self.dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return 0
+        protocol = pair.protocol
+        if type(protocol) is StunProtocol:
+            protocol.transport.sendto(data, pair.remote_addr)
+        else:
+            task = asyncio.ensure_future(protocol.send_data(data, pair.remote_addr))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+        return len(data)
+
+
+class PacketSender:
+    """One outgoing stream of ready-made packets under an aiortc sender's SSRC, payload type and MID.
+
+    Keeps what its sender reports need (counts, the last timestamp and when it
+    went) and the last ``HISTORY`` copies for NACKs, resent as RTX when the
+    subscriber negotiated it.
+    """
+
+    def __init__(self, sender: RTCRtpSender, keyframe_requested: Callable[[], None], heard: Callable[[], None]) -> None:
+        self.sender = sender
+        self.keyframe_requested = keyframe_requested
+        self.heard = heard
+        self.payload_type = 0
+        self.clock_rate = 90000
+        self.codec_name = ""
+        self.packets = 0
+        self.octets = 0
+        self.retransmitted = 0
+        self.rtt: float | None = None  # seconds, from the subscriber's reports on this stream
+        self.loss: float | None = None  # fraction the subscriber lost since its previous report
+        self.remb: int | None = None  # bit/s the subscriber estimates its link carries
+        self.wire: Wire | None = None
+        self._header_tail = b""  # SSRC and header extensions: the same in every packet
+        self._rtx: tuple[int, int] | None = None  # payload type and SSRC of retransmissions
+        self._rtx_seq = random.randint(0, 0xFFFF)
+        self._history: list[bytes | None] = [None] * HISTORY
+        self._last_timestamp = 0
+        self._last_sent = 0.0
+        self._report_ntp = 0
+        self._report_sent = 0.0
+        sender._run_rtp = self._run  # type: ignore[method-assign]
+        sender._run_rtcp = quiet_rtcp(sender)  # type: ignore[method-assign]
+        sender._handle_rtcp_packet = self._on_rtcp  # type: ignore[method-assign]
+
+    @property
+    def ssrc(self) -> int:
+        return int(self.sender._ssrc)
+
+    async def _run(self, codec: RTCRtpCodecParameters) -> None:
+        """Stands in for aiortc's encode loop: learns the negotiated stream, then waits to be stopped."""
+        sender = self.sender
+        self.payload_type = int(codec.payloadType or 0)
+        self.clock_rate = codec.clockRate
+        self.codec_name = codec.name
+        template = RtpPacket(payload_type=self.payload_type, ssrc=sender._ssrc)
+        template.extensions.mid = sender._RTCRtpSender__mid  # type: ignore[attr-defined]
+        header = template.serialize(sender._RTCRtpSender__rtp_header_extensions_map)  # type: ignore[attr-defined]
+        self._header_tail = header[8:]
+        rtx_type = sender._RTCRtpSender__rtx_payload_type  # type: ignore[attr-defined]
+        self._rtx = (rtx_type, sender._rtx_ssrc) if rtx_type is not None else None
+        self.wire = Wire(sender.transport)
+        sender._RTCRtpSender__rtp_started.set()  # type: ignore[attr-defined]
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.wire = None
+            sender._RTCRtpSender__rtp_exited.set()  # type: ignore[attr-defined]
+
+    def send(self, sequence_number: int, timestamp: int, marker: int, payload: bytes) -> int:
+        """Send one packet now; returns its size (0 when the peer is not connected)."""
+        wire = self.wire
+        if wire is None:
+            return 0
+        packet = (
+            pack("!BBHI", 0x90, (marker << 7) | self.payload_type, sequence_number, timestamp)
+            + self._header_tail
+            + payload
+        )
+        if not wire.send_rtp(packet):
+            return 0
+        self._history[sequence_number % HISTORY] = packet
+        self.packets += 1
+        self.octets += len(payload)
+        self._last_timestamp = timestamp
+        self._last_sent = time.monotonic()
+        return len(packet)
+
+    def sender_report(self) -> RtcpSrPacket:
+        """This stream's sender report: counts so far, and the wall clock paired with the RTP clock now."""
+        ntp = ntp_now()
+        elapsed = time.monotonic() - self._last_sent if self._last_sent else 0.0
+        rtp = (self._last_timestamp + int(elapsed * self.clock_rate)) & 0xFFFFFFFF
+        self._report_ntp, self._report_sent = (ntp >> 16) & 0xFFFFFFFF, time.time()
+        info = RtcpSenderInfo(
+            ntp_timestamp=ntp,
+            rtp_timestamp=rtp,
+            packet_count=self.packets & 0xFFFFFFFF,
+            octet_count=self.octets & 0xFFFFFFFF,
+        )
+        return RtcpSrPacket(ssrc=self.ssrc, sender_info=info)
+
+    async def _on_rtcp(self, packet: Any) -> None:
+        self.heard()
+        if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            for report in packet.reports:
+                if report.ssrc == self.ssrc:
+                    self._on_report(report)
+        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            for seq in packet.lost:
+                self.retransmit(seq)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_FIR, RTCP_PSFB_PLI):
+            self.keyframe_requested()
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            with contextlib.suppress(ValueError):
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                if self.ssrc in ssrcs:
+                    self.remb = bitrate
+
+    def _on_report(self, report: RtcpReceiverInfo) -> None:
+        self.loss = report.fraction_lost / 256
+        if report.dlsr and report.lsr == self._report_ntp:
+            rtt = time.time() - self._report_sent - report.dlsr / 65536
+            if rtt >= 0:
+                self.rtt = rtt if self.rtt is None else RTT_SMOOTHING * self.rtt + (1 - RTT_SMOOTHING) * rtt
+
+    def retransmit(self, sequence_number: int) -> None:
+        packet = self._history[sequence_number % HISTORY]
+        wire = self.wire
+        if packet is None or wire is None or unpack_from("!H", packet, 2)[0] != sequence_number:
+            return
+        if self._rtx is not None:
+            rtx_type, rtx_ssrc = self._rtx
+            header = 8 + len(self._header_tail)
+            packet = (
+                pack(
+                    "!BBHII",
+                    0x90,
+                    (packet[1] & 0x80) | rtx_type,
+                    self._rtx_seq,
+                    unpack_from("!I", packet, 4)[0],
+                    rtx_ssrc,
+                )
+                + packet[12:header]
+                + pack("!H", sequence_number)
+                + packet[header:]
+            )
+            self._rtx_seq = uint16_add(self._rtx_seq, 1)
+        if wire.send_rtp(packet):
+            self.retransmitted += 1
+
+
+def quiet_rtcp(endpoint: RTCRtpSender | RTCRtpReceiver) -> Callable[[], Any]:
+    """aiortc's RTCP loop for one sender or receiver, replaced by a task that only keeps its start and
+    stop handshake: the peer's ``Rtcp`` reports for all of them at once."""
+    prefix = "_RTCRtpSender" if isinstance(endpoint, RTCRtpSender) else "_RTCRtpReceiver"
+
+    async def quiet() -> None:
+        getattr(endpoint, f"{prefix}__rtcp_started").set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            getattr(endpoint, f"{prefix}__rtcp_exited").set()
+
+    return quiet
+
+
+class Inbound:
+    """One receiver's packets, handled where they arrive: the statistics its reports need, RTX unwrapped,
+    NACKs for gaps and REMB for the publisher's encoder, then ``on_packet``. Nothing is depayloaded,
+    assembled or decoded."""
+
+    def __init__(self, receiver: RTCRtpReceiver, on_packet: PacketHandler, heard: Callable[[], None]) -> None:
+        self.receiver = receiver
+        self.on_packet = on_packet
+        self.heard = heard
+        self.wire: Wire | None = None
+        self.streams: dict[int, StreamStatistics] = {}
+        self.lsr: dict[int, tuple[int, float]] = {}  # sender's SSRC -> middle of its last report's NTP, when it came
+        self.loss = 0.0  # the worst fraction lost by a source between the last two reports
+        self.jitter: float | None = None  # seconds, the worst source's
+        self._codecs: dict[int, RTCRtpCodecParameters] = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+        self._rtx_ssrc: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc  # type: ignore[attr-defined]
+        receiver._run_rtcp = quiet_rtcp(receiver)  # type: ignore[method-assign]
+        receiver._handle_rtcp_packet = self._on_rtcp  # type: ignore[method-assign]
+        receiver._handle_rtp_packet = self._on_rtp  # type: ignore[method-assign]
+
+    @property
+    def rtcp_ssrc(self) -> int | None:
+        return self.receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined,no-any-return]
+
+    async def _on_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        self.handle(packet)
+
+    def handle(self, packet: RtpPacket) -> None:
+        receiver = self.receiver
+        codec = self._codecs.get(packet.payload_type)
+        if codec is None or not receiver._enabled:
+            return
+        self.heard()
+        stream = self.streams.get(packet.ssrc)
+        if stream is None:
+            stream = self.streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stream.add(packet)
+        if is_rtx(codec):
+            original_ssrc = self._rtx_ssrc.get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if original_ssrc is None or len(packet.payload) < 2 or apt not in self._codecs:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+        nacks = receiver._RTCRtpReceiver__nack_generator  # type: ignore[attr-defined]
+        if nacks is not None and nacks.add(packet):
+            lost = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=self.rtcp_ssrc or 0, media_ssrc=packet.ssrc)
+            lost.lost = sorted(nacks.missing)
+            self.send_rtcp(lost)
+        estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
+        if estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=int(time.monotonic() * 1000),
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            if remb is not None:
+                self.send_rtcp(
+                    RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=self.rtcp_ssrc or 0, media_ssrc=0, fci=pack_remb_fci(*remb))
+                )
+        try:
+            self.on_packet(packet)
+        except Exception:
+            log.exception("packet handler failed; packet dropped")
+
+    def request_keyframe(self, media_ssrc: int) -> None:
+        """A PLI for ``media_ssrc``, to the publisher."""
+        self.send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self.rtcp_ssrc or 0, media_ssrc=media_ssrc))
+
+    def send_rtcp(self, packet: Any) -> None:
+        if self.wire is not None and self.rtcp_ssrc is not None:
+            self.wire.send_rtcp(bytes(packet))
+
+    async def _on_rtcp(self, packet: Any) -> None:
+        self.heard()
+        if isinstance(packet, RtcpSrPacket):
+            self.lsr[packet.ssrc] = ((packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF, time.time())
+
+    def reports(self) -> list[RtcpReceiverInfo]:
+        """This receiver's report blocks, one per source heard; each reads the loss since the previous."""
+        blocks = []
+        now = time.time()
+        self.loss, self.jitter = 0.0, None
+        for ssrc, stream in self.streams.items():
+            lsr, when = self.lsr.get(ssrc, (0, now))
+            delay = now - when
+            fraction_lost = stream.fraction_lost
+            self.loss = max(self.loss, fraction_lost / 256)
+            self.jitter = max(self.jitter or 0.0, stream.jitter / stream._clockrate)
+            blocks.append(
+                RtcpReceiverInfo(
+                    ssrc=ssrc,
+                    fraction_lost=fraction_lost,
+                    packets_lost=stream.packets_lost,
+                    highest_sequence=stream.max_seq or 0,
+                    jitter=stream.jitter,
+                    lsr=lsr,
+                    dlsr=int(delay * 65536) if lsr and 0 < delay < 65536 else 0,
+                )
+            )
+        return blocks
+
+
+@dataclass
+class LinkStats:
+    rtt: float | None = None  # seconds
+    loss_in: float | None = None  # fraction of what the peer sent that was lost on the way, last second
+    loss_out: float | None = None  # the worst fraction the peer reports losing of what it received
+    jitter: float | None = None  # seconds
+
+
+class ForwardingPeer:
+    """What a router needs of one RTCPeerConnection: ``PacketSender``s out, ``Inbound`` handlers in, one
+    compound RTCP report a second, and the link's figures from the reports.
+
+    Register senders and receivers before the connection starts (before the
+    answer is set as local description, or the offerer's answer as remote),
+    then call ``start`` once the local description is set.
+    """
+
+    def __init__(self, pc: RTCPeerConnection, heard: Callable[[], None]) -> None:
+        self.pc = pc
+        self.heard = heard
+        self.senders: list[PacketSender] = []
+        self.inbound: dict[RTCRtpReceiver, Inbound] = {}
+        self.link = LinkStats()
+        self._wire: Wire | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def add_sender(self, sender: RTCRtpSender, keyframe_requested: Callable[[], None]) -> PacketSender:
+        packet_sender = PacketSender(sender, keyframe_requested, self.heard)
+        self.senders.append(packet_sender)
+        return packet_sender
+
+    def add_receiver(self, receiver: RTCRtpReceiver, on_packet: PacketHandler) -> Inbound:
+        inbound = self.inbound[receiver] = Inbound(receiver, on_packet, self.heard)
+        return inbound
+
+    def start(self) -> None:
+        """The connection's transports are known now: take over their datagrams and start reporting."""
+        dtls = next(t.sender.transport for t in self.pc.getTransceivers())
+        self._wire = Wire(dtls)
+        for inbound in self.inbound.values():
+            inbound.wire = self._wire
+        for protocol in dtls.transport._connection._protocols:
+            self._take_datagrams(protocol, dtls)
+        self._task = asyncio.create_task(self._report_forever(), name="rtcp")
+
+    def _take_datagrams(self, protocol: Any, dtls: RTCDtlsTransport) -> None:
+        """SRTP packets are handled in the socket's callback; STUN, DTLS and SRTCP go aiortc's way."""
+        original = protocol.datagram_received
+        inbound: dict[Any, Inbound] = self.inbound  # keyed by receiver; the router's lookup may give None
+        router = dtls._rtp_router
+        extensions = dtls._rtp_header_extensions_map
+
+        def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+            srtp = dtls._rx_srtp
+            if srtp is None or not data or not 127 < data[0] < 192 or is_rtcp(data):
+                original(data, addr)
+                return
+            try:
+                packet = RtpPacket.parse(srtp.unprotect(data), extensions)
+            except (pylibsrtp.Error, ValueError):
+                return
+            handler = inbound.get(router.route_rtp(packet))
+            if handler is not None:
+                handler.handle(packet)
+
+        protocol.datagram_received = datagram_received
+
+    async def _report_forever(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(RTCP_INTERVAL * (0.5 + random.random()))
+                try:
+                    self.report()
+                except Exception:  # a closing transport; the next turn or the close ends it
+                    log.debug("RTCP report failed", exc_info=True)
+
+    def report(self) -> None:
+        """One compound packet: each sender's report (the first carries the receivers' blocks) and names."""
+        wire = self._wire
+        if wire is None or not wire.connected:
+            return
+        blocks = [block for inbound in self.inbound.values() for block in inbound.reports()][:31]
+        started = [s for s in self.senders if s.wire is not None]
+        packets: list[Any] = []
+        for index, sender in enumerate(started):
+            report = sender.sender_report()
+            report.reports = blocks if index == 0 else []
+            packets.append(report)
+        if not started and blocks:
+            ssrc = next((i.rtcp_ssrc for i in self.inbound.values() if i.rtcp_ssrc is not None), None)
+            if ssrc is not None:
+                packets.append(RtcpRrPacket(ssrc=ssrc, reports=blocks))
+        cname = self.pc._RTCPeerConnection__cname  # type: ignore[attr-defined]
+        if started:
+            packets.append(
+                RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=s.ssrc, items=[(1, cname.encode())]) for s in started])
+            )
+        if packets:
+            wire.send_rtcp(b"".join(bytes(p) for p in packets))
+        self._update_link()
+
+    def _update_link(self) -> None:
+        rtts = [s.rtt for s in self.senders if s.rtt is not None]
+        losses_out = [s.loss for s in self.senders if s.loss is not None]
+        jitters = [i.jitter for i in self.inbound.values() if i.jitter is not None]
+        self.link = LinkStats(
+            rtt=max(rtts) if rtts else self.link.rtt,
+            loss_in=max((i.loss for i in self.inbound.values()), default=0.0),
+            loss_out=max(losses_out) if losses_out else self.link.loss_out,
+            jitter=max(jitters) if jitters else None,
+        )
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._wire is not None and self._wire.connected and self.senders:
+            with contextlib.suppress(Exception):
+                self._wire.send_rtcp(bytes(RtcpByePacket(sources=[s.ssrc for s in self.senders])))
+        await self.pc.close()

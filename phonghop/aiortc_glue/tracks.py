@@ -1,0 +1,91 @@
+"""Hooks into aiortc's tracks for a room's agent and the benchmarks' load generator.
+
+A room that only counts what it receives taps packets before the jitter
+buffer (nothing is assembled or decoded); a room sending pre-encoded media
+gives it an audio level; the agent pauses senders and forces keyframes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+
+log = logging.getLogger(__name__)
+
+PacketHandler = Callable[[RtpPacket], Awaitable[None]]
+
+
+class _PacketSink:
+    """Takes the place of a receiver's jitter buffer: no frame is assembled, so none is decoded."""
+
+    __slots__ = ("packet",)
+
+    def __init__(self) -> None:
+        self.packet: RtpPacket | None = None
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        self.packet = packet
+        return False, None
+
+
+def tap_receiver(receiver: RTCRtpReceiver, on_packet: PacketHandler) -> None:
+    """Hand every valid RTP packet to ``on_packet`` instead of the decoder.
+
+    The receiver keeps doing its RTCP work (receiver reports, NACKs, REMB, RTX
+    unwrapping, statistics). Call it from a synchronous ``on("track")`` handler,
+    before the first packet arrives.
+    """
+    sink = _PacketSink()
+    receiver._RTCRtpReceiver__jitter_buffer = sink  # type: ignore[attr-defined]
+    original = receiver._handle_rtp_packet
+
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        await original(packet, arrival_time_ms)
+        taken, sink.packet = sink.packet, None
+        if taken is not None:
+            try:
+                await on_packet(taken)
+            except Exception:
+                # An exception here would end the receiving transport's loop and
+                # with it this peer: whatever went wrong downstream, keep receiving.
+                log.exception("packet handler failed; packet dropped")
+
+    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
+async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Send a PLI for ``media_ssrc`` from a room's receiver (a room that lost its picture asks again)."""
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call ``callback`` when the remote peer sends PLI or FIR for this sender."""
+    sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+def force_keyframe(sender: RTCRtpSender) -> None:
+    """Make the sender's encoder produce a keyframe next (raw frames only; packets pass through)."""
+    sender._RTCRtpSender__force_keyframe = True  # type: ignore[attr-defined]
+
+
+def stamp_audio_level(sender: RTCRtpSender, level: Callable[[], int]) -> None:
+    """Give pre-encoded audio an audio-level header (dBov, -127..0), as aiortc does for raw audio."""
+    original = sender._next_encoded_frame
+
+    async def next_frame(codec: RTCRtpCodecParameters) -> Any:
+        frame = await original(codec)
+        if frame is not None and frame.audio_level is None:
+            frame.audio_level = level()
+        return frame
+
+    sender._next_encoded_frame = next_frame  # type: ignore[method-assign]
+
+
+def set_sending(sender: RTCRtpSender, enabled: bool) -> None:
+    """Pause or resume a track-driven sender; while paused it drops frames without encoding them."""
+    sender._enabled = enabled
