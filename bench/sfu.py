@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect as pyinspect
 import json
 import os
 import subprocess
@@ -40,7 +41,9 @@ def cpu_seconds(pid: int) -> float:
 # --- router process ------------------------------------------------------------------
 
 
-def run_router(mode: str, port: int) -> None:
+def run_router(mode: str, port: int, code: str | None) -> None:
+    if code is not None:
+        sys.path.insert(0, code)  # another checkout's router, to compare two data paths in one run
     import uvicorn
     from fastapi import FastAPI
 
@@ -49,6 +52,7 @@ def run_router(mode: str, port: int) -> None:
     app = FastAPI()
     state: dict[str, Any] = {}
     delays: list[float] = []
+    copy_cpu = [0, 0]  # thread CPU ns spent in the router's packet handler, copies it sent meanwhile
 
     @app.on_event("startup")
     async def startup() -> None:
@@ -56,13 +60,25 @@ def run_router(mode: str, port: int) -> None:
             router = MeetingRouter(1, "room-000", "presentation", MediaCounters())
             original = router.on_packet
 
-            def timed(room: str, kind: str, packet: Any) -> None:
-                started = time.perf_counter()
-                original(room, kind, packet)
-                fanout = len(router.fanout.get((room, kind), ()))
-                if fanout:
-                    # One sample per subscriber served, taken when its send returned (upper bound).
-                    delays.append((time.perf_counter() - started) / 1)
+            def timed(room: str, kind: str, packet: Any) -> Any:
+                started, cpu, copies = time.perf_counter(), time.thread_time_ns(), router.counters.forwarded
+                handled = original(room, kind, packet)
+                if pyinspect.isawaitable(handled):  # an older router's handler is a coroutine
+                    return _finish(handled, started, cpu, copies)
+                _count(started, cpu, copies)
+                return None
+
+            async def _finish(handled: Any, started: float, cpu: int, copies: int) -> None:
+                await handled
+                _count(started, cpu, copies)
+
+            def _count(started: float, cpu: int, copies: int) -> None:
+                sent = router.counters.forwarded - copies
+                if sent:
+                    copy_cpu[0] += time.thread_time_ns() - cpu
+                    copy_cpu[1] += sent
+                    # When the last subscriber's copy was handed to the socket: an upper bound for every copy.
+                    delays.append(time.perf_counter() - started)
 
             router.on_packet = timed  # type: ignore[method-assign]
             state["router"] = router
@@ -76,15 +92,20 @@ def run_router(mode: str, port: int) -> None:
     @app.post("/delays/reset")
     async def reset() -> dict[str, int]:
         delays.clear()
+        copy_cpu[:] = [0, 0]
         return {"ok": 1}
 
     @app.get("/delays")
     async def get_delays() -> dict[str, Any]:
         router = state["router"]
         forwarded = router.counters.forwarded if mode == "sfu" else 0
-        return {"delays": sorted(delays)[:: max(1, len(delays) // 5000)], "forwarded": forwarded}
+        return {
+            "delays": sorted(delays)[:: max(1, len(delays) // 5000)],
+            "forwarded": forwarded,
+            "copy_cpu_us": copy_cpu[0] / copy_cpu[1] / 1000 if copy_cpu[1] else None,
+        }
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", loop="asyncio")
 
 
 class RelayRouter:
@@ -230,6 +251,7 @@ async def load(base: str, rooms: int, subscribers: int, seconds: float, router_p
         if forwarded_rate
         else None,
         "router_cpu_percent": 100 * (cpu1 - cpu0) / elapsed,
+        "copy_cpu_us": result["copy_cpu_us"],
         "generator_cpu_percent": 100 * (gen1 - gen0) / elapsed,
         "video_packets_per_second_received": video_packets / elapsed,
         "fps_min": min(frames) if frames else 0,
@@ -241,8 +263,9 @@ async def load(base: str, rooms: int, subscribers: int, seconds: float, router_p
 
 
 @contextlib.contextmanager
-def router_process(mode: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-m", "bench.sfu", "router", "--mode", mode, "--port", str(port)])
+def router_process(mode: str, port: int, code: str | None) -> Iterator[subprocess.Popen[bytes]]:
+    command = [sys.executable, "-m", "bench.sfu", "router", "--mode", mode, "--port", str(port)]
+    proc = subprocess.Popen(command + (["--code", code] if code else []))
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -264,11 +287,12 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=28, help="publishing rooms")
     parser.add_argument("--subscribers", type=int, default=28, help="rooms receiving the three slots")
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--code", help="run the router from this checkout (e.g. a git worktree of an older commit)")
     args = parser.parse_args()
     if args.role == "router":
-        run_router(args.mode, args.port)
+        run_router(args.mode, args.port, args.code)
         return
-    with router_process(args.mode, args.port) as proc:
+    with router_process(args.mode, args.port, args.code) as proc:
         result = asyncio.run(
             load(
                 f"http://127.0.0.1:{args.port}",
@@ -278,7 +302,8 @@ def main() -> None:
                 proc.pid,
             )
         )
-    print(json.dumps({"mode": args.mode, "rooms": args.rooms, "subscribers": args.subscribers, **result}))
+    mode = args.mode if args.code is None else f"{args.mode} from {args.code}"
+    print(json.dumps({"mode": mode, "rooms": args.rooms, "subscribers": args.subscribers, **result}))
 
 
 if __name__ == "__main__":

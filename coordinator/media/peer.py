@@ -141,6 +141,7 @@ class RoomPeer:
         on_keyframe_request: Callable[[str, str], None],
         on_closed: Callable[[RoomPeer], None],
         layout: Layout = SLOT_LAYOUT,
+        on_connected: Callable[[RoomPeer], None] = lambda peer: None,
     ) -> None:
         self.room = room
         self.layout = layout
@@ -154,6 +155,7 @@ class RoomPeer:
         self._on_packet = on_packet
         self._on_keyframe_request = on_keyframe_request
         self._on_closed = on_closed
+        self._on_connected = on_connected
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
 
@@ -211,7 +213,9 @@ class RoomPeer:
     def _on_state(self) -> None:
         state = self.pc.connectionState
         log.info("room %s: media peer %s", self.room, state)
-        if state in ("failed", "closed"):
+        if state == "connected":
+            self._on_connected(self)
+        elif state in ("failed", "closed"):
             self._on_closed(self)
 
     async def close(self) -> None:

@@ -3,7 +3,8 @@
 Per subscriber the stream keeps its own sequence numbers, timestamps and VP8
 picture ids continuous, so a switch of source looks like one stream to the
 receiving decoder. After a switch (or a join) video waits for the new
-source's next keyframe; delta frames until then are held back.
+source's next keyframe; delta frames until then are held back, and so is
+everything until the keyframe's first packet could be sent.
 """
 
 from __future__ import annotations
@@ -50,10 +51,8 @@ class SlotStream:
         return self.waiting_keyframe
 
     def forward(self, packet: RtpPacket, vp8: Vp8Info | None) -> int:
-        if self.waiting_keyframe:
-            if vp8 is None or not vp8.keyframe:
-                return 0
-            self.waiting_keyframe = False
+        if self.waiting_keyframe and (vp8 is None or not vp8.keyframe):
+            return 0
         now = time.monotonic()
         if self._rebase:
             self._rebase_on(packet, vp8, now)
@@ -75,6 +74,8 @@ class SlotStream:
             self._out_pic = pic
         sent = self._send(seq, ts, packet.marker, payload)
         if sent:
+            # Until a keyframe's first packet is out (a peer still connecting sends nothing), keep waiting.
+            self.waiting_keyframe = False
             self._out_seq, self._out_ts, self._last_send = seq, ts, now
         return sent
 

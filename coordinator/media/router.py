@@ -145,7 +145,13 @@ class MeetingRouter:
     async def _subscribe(self, name: str, offer_sdp: str, layout: Layout) -> tuple[RoomPeer, str]:
         """A peer answering ``offer_sdp`` and its three slot streams."""
         peer = RoomPeer(
-            name, self.occurrence, self.on_packet, self._subscriber_wants_keyframe, self._peer_closed, layout
+            name,
+            self.occurrence,
+            self.on_packet,
+            self._subscriber_wants_keyframe,
+            self._peer_closed,
+            layout,
+            self._peer_connected,
         )
         try:
             answer = await peer.answer(offer_sdp)
@@ -178,6 +184,17 @@ class MeetingRouter:
         self.budgets.forget(room)
         self.reroute()
         await peer.close()
+
+    def _ready(self, subscriber: str) -> bool:
+        """A subscriber that can take a keyframe now: its peer is connected (or it has none)."""
+        peer = self.peers.get(subscriber) or self.viewers.get(subscriber)
+        return peer is None or peer.connected
+
+    def _peer_connected(self, peer: RoomPeer) -> None:
+        """A keyframe sent before the connection was up went nowhere: ask for one now."""
+        for stream in self.streams.get(peer.room, {}).values():
+            if stream.waiting_keyframe and stream.source is not None:
+                self._keyframe_from(stream.source)
 
     def _peer_closed(self, peer: RoomPeer) -> None:
         if self.peers.get(peer.room) is peer:
@@ -268,7 +285,7 @@ class MeetingRouter:
         if relay is not None:
             pointed += [(stream, relay.up_source_for(kind, set(self.peers))) for kind, stream in relay.up.items()]
         for stream, source in pointed:
-            if stream.switch(source) and source is not None:
+            if stream.switch(source) and source is not None and self._ready(stream.room):
                 self._keyframe_from(source)
             if source is not None:
                 fanout[(source, stream.kind)].append(stream)
@@ -358,6 +375,6 @@ class MeetingRouter:
         """Late joiners wait for a keyframe: keep asking while anyone still waits."""
         every = [s for streams in self.streams.values() for s in streams.values()]
         every += self.relay.up.values() if self.relay is not None else ()
-        waiting = {s.source for s in every if s.waiting_keyframe and s.source is not None}
+        waiting = {s.source for s in every if s.waiting_keyframe and s.source is not None and self._ready(s.room)}
         for source in waiting:
             self._keyframe_from(source)

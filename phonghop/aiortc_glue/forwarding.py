@@ -128,6 +128,7 @@ class PacketSender:
         self.packets = 0
         self.octets = 0
         self.retransmitted = 0
+        self.keyframe_requests = 0
         self.rtt: float | None = None  # seconds, from the subscriber's reports on this stream
         self.loss: float | None = None  # fraction the subscriber lost since its previous report
         self.remb: int | None = None  # bit/s the subscriber estimates its link carries
@@ -213,6 +214,7 @@ class PacketSender:
             for seq in packet.lost:
                 self.retransmit(seq)
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_FIR, RTCP_PSFB_PLI):
+            self.keyframe_requests += 1
             self.keyframe_requested()
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
             with contextlib.suppress(ValueError):
