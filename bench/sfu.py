@@ -177,6 +177,7 @@ class Room:
     async def join(self, client: httpx.AsyncClient) -> None:
         from aiortc import RTCSessionDescription
 
+        from phonghop.aiortc_glue.rtcp import TrackReports
         from phonghop.aiortc_glue.tracks import on_keyframe_request, tap_receiver
         from phonghop.webrtc import peer_connection
 
@@ -207,9 +208,11 @@ class Room:
 
             tap_receiver(transceiver.receiver, count)
 
+        reports = TrackReports(pc)  # as a room's agent reports: once a second for the whole peer
         await pc.setLocalDescription(await pc.createOffer())
         answer = await client.post("/offer", json={"room": self.name, "sdp": pc.localDescription.sdp})
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.json()["sdp"], type="answer"))
+        reports.reporting.start()
 
     async def loss(self) -> tuple[int, int]:
         received = lost = 0

@@ -24,6 +24,7 @@ from av import AudioFrame, VideoFrame
 from pydantic import BaseModel
 
 from node_agent.room import Room
+from phonghop.aiortc_glue.rtcp import TrackReports
 from phonghop.aiortc_glue.tracks import (
     force_keyframe,
     on_keyframe_request,
@@ -110,6 +111,7 @@ class MediaPeer:
         sender = video.sender
         source.use_encoder(lambda: force_keyframe(sender))
         stamp_audio_level(audio.sender, source.audio_level)
+        self.reports = TrackReports(self.pc)  # one RTCP report a second for the whole peer
         self.pc.on("track", self._on_track)
 
     def publish(self, video: bool, audio: bool) -> None:
@@ -130,6 +132,7 @@ class MediaPeer:
 
     async def accept(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        self.reports.reporting.start()
 
     def _slot_of(self, receiver: RTCRtpReceiver) -> str:
         for index, transceiver in enumerate(self.pc.getTransceivers()):
@@ -194,6 +197,7 @@ class MediaPeer:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
+        self.reports.reporting.stop()
         await self.pc.close()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, MediaStreamError):

@@ -41,9 +41,7 @@ from aiortc.rtp import (
     RtcpReceiverInfo,
     RtcpRrPacket,
     RtcpRtpfbPacket,
-    RtcpSdesPacket,
     RtcpSenderInfo,
-    RtcpSourceInfo,
     RtcpSrPacket,
     RtpPacket,
     is_rtcp,
@@ -52,59 +50,75 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 from aiortc.utils import uint16_add
+from pylibsrtp import SRTP_MAX_TRAILER_LEN
+from pylibsrtp._binding import ffi as srtp_ffi
+from pylibsrtp._binding import lib as srtp_lib
+
+from phonghop.aiortc_glue.rtcp import Reporting, compound, ntp_now, quiet_rtcp, report_blocks
 
 log = logging.getLogger(__name__)
 
+MAX_DATAGRAM = 1500  # pylibsrtp's own limit, trailer included
 HISTORY = 128  # copies kept per sender for retransmission: about 2.5 s of a 500 kbit/s picture
-RTCP_INTERVAL = 1.0  # seconds between a peer's reports, varied by half either way as RFC 3550 asks
 RTT_SMOOTHING = 0.85
-NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
 
 PacketHandler = Callable[[RtpPacket], None]
-
-
-def ntp_now() -> int:
-    now = time.time()
-    seconds = int(now)
-    return ((seconds + NTP_EPOCH_OFFSET) << 32) | int((now - seconds) * (1 << 32))
 
 
 class Wire:
     """One peer's DTLS transport, written to at once: protect, then ``sendto`` on the selected pair.
 
-    A pair whose local end is a TURN allocation (never the coordinator's: its
-    candidates are its own addresses) sends through aioice's coroutine.
+    RTP is protected by libsrtp in place in a buffer of the wire's own, which
+    the socket then reads: no copy in between (pylibsrtp's wrapper copies in
+    and out). A pair whose local end is a TURN allocation (never the
+    coordinator's: its candidates are its own addresses) sends through
+    aioice's coroutine.
     """
 
-    __slots__ = ("_pending", "dtls")
+    __slots__ = ("_buffer", "_length", "_nominated", "_pending", "_session", "_srtp", "_view", "dtls")
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self.dtls = dtls
+        self._nominated = dtls.transport._connection._nominated
         self._pending: set[asyncio.Future[None]] = set()
+        self._buffer = srtp_ffi.new("char[]", MAX_DATAGRAM)
+        self._view = memoryview(srtp_ffi.buffer(self._buffer))
+        self._length = srtp_ffi.new("int *")
+        self._session: pylibsrtp.Session | None = None
+        self._srtp: Any = None  # the transmit session's context, once the handshake made it
 
     @property
     def connected(self) -> bool:
         return self.dtls._state is DtlsState.CONNECTED
 
     def send_rtp(self, data: bytes) -> int:
-        if self.dtls._state is not DtlsState.CONNECTED:
+        size = len(data)
+        if self.dtls._state is not DtlsState.CONNECTED or size > MAX_DATAGRAM - SRTP_MAX_TRAILER_LEN:
             return 0
-        return self._send(self.dtls._tx_srtp.protect(data))
+        srtp = self._srtp
+        if srtp is None:
+            self._session = self.dtls._tx_srtp  # held: the context below lives as long as its session
+            srtp = self._srtp = self._session._srtp[0]
+        self._view[:size] = data
+        self._length[0] = size
+        if srtp_lib.srtp_protect(srtp, self._buffer, self._length):
+            return 0
+        return self._send(self._view[: self._length[0]])
 
     def send_rtcp(self, data: bytes) -> int:
         if self.dtls._state is not DtlsState.CONNECTED:
             return 0
         return self._send(self.dtls._tx_srtp.protect_rtcp(data))
 
-    def _send(self, data: bytes) -> int:
-        pair = self.dtls.transport._connection._nominated.get(1)
+    def _send(self, data: bytes | memoryview) -> int:
+        pair = self._nominated.get(1)
         if pair is None:
             return 0
         protocol = pair.protocol
         if type(protocol) is StunProtocol:
-            protocol.transport.sendto(data, pair.remote_addr)
+            protocol.transport.sendto(data, pair.remote_addr)  # copies what it cannot send at once
         else:
-            task = asyncio.ensure_future(protocol.send_data(data, pair.remote_addr))
+            task = asyncio.ensure_future(protocol.send_data(bytes(data), pair.remote_addr))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
         return len(data)
@@ -255,23 +269,6 @@ class PacketSender:
             self.retransmitted += 1
 
 
-def quiet_rtcp(endpoint: RTCRtpSender | RTCRtpReceiver) -> Callable[[], Any]:
-    """aiortc's RTCP loop for one sender or receiver, replaced by a task that only keeps its start and
-    stop handshake: the peer's ``Rtcp`` reports for all of them at once."""
-    prefix = "_RTCRtpSender" if isinstance(endpoint, RTCRtpSender) else "_RTCRtpReceiver"
-
-    async def quiet() -> None:
-        getattr(endpoint, f"{prefix}__rtcp_started").set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            pass
-        finally:
-            getattr(endpoint, f"{prefix}__rtcp_exited").set()
-
-    return quiet
-
-
 class Inbound:
     """One receiver's packets, handled where they arrive: the statistics its reports need, RTX unwrapped,
     NACKs for gaps and REMB for the publisher's encoder, then ``on_packet``. Nothing is depayloaded,
@@ -352,27 +349,15 @@ class Inbound:
 
     def reports(self) -> list[RtcpReceiverInfo]:
         """This receiver's report blocks, one per source heard; each reads the loss since the previous."""
-        blocks = []
-        now = time.time()
-        self.loss, self.jitter = 0.0, None
-        for ssrc, stream in self.streams.items():
-            lsr, when = self.lsr.get(ssrc, (0, now))
-            delay = now - when
-            fraction_lost = stream.fraction_lost
-            self.loss = max(self.loss, fraction_lost / 256)
-            self.jitter = max(self.jitter or 0.0, stream.jitter / stream._clockrate)
-            blocks.append(
-                RtcpReceiverInfo(
-                    ssrc=ssrc,
-                    fraction_lost=fraction_lost,
-                    packets_lost=stream.packets_lost,
-                    highest_sequence=stream.max_seq or 0,
-                    jitter=stream.jitter,
-                    lsr=lsr,
-                    dlsr=int(delay * 65536) if lsr and 0 < delay < 65536 else 0,
-                )
-            )
+        blocks = report_blocks(self.streams, self.lsr)
+        self.loss = max((block.fraction_lost / 256 for block in blocks), default=0.0)
+        jitters = [self.streams[b.ssrc].jitter / self.streams[b.ssrc]._clockrate for b in blocks]
+        self.jitter = max(jitters) if jitters else None
         return blocks
+
+    @property
+    def received(self) -> int:
+        return sum(stream.packets_received for stream in self.streams.values())
 
 
 @dataclass
@@ -399,7 +384,8 @@ class ForwardingPeer:
         self.inbound: dict[RTCRtpReceiver, Inbound] = {}
         self.link = LinkStats()
         self._wire: Wire | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._totals = (0, 0)  # packets sent and received at the last report
+        self.reporting = Reporting(self.report)
 
     def add_sender(self, sender: RTCRtpSender, keyframe_requested: Callable[[], None]) -> PacketSender:
         packet_sender = PacketSender(sender, keyframe_requested, self.heard)
@@ -418,7 +404,7 @@ class ForwardingPeer:
             inbound.wire = self._wire
         for protocol in dtls.transport._connection._protocols:
             self._take_datagrams(protocol, dtls)
-        self._task = asyncio.create_task(self._report_forever(), name="rtcp")
+        self.reporting.start()
 
     def _take_datagrams(self, protocol: Any, dtls: RTCDtlsTransport) -> None:
         """SRTP packets are handled in the socket's callback; STUN, DTLS and SRTCP go aiortc's way."""
@@ -442,39 +428,22 @@ class ForwardingPeer:
 
         protocol.datagram_received = datagram_received
 
-    async def _report_forever(self) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            while True:
-                await asyncio.sleep(RTCP_INTERVAL * (0.5 + random.random()))
-                try:
-                    self.report()
-                except Exception:  # a closing transport; the next turn or the close ends it
-                    log.debug("RTCP report failed", exc_info=True)
-
-    def report(self) -> None:
-        """One compound packet: each sender's report (the first carries the receivers' blocks) and names."""
+    def report(self) -> bool:
+        """One compound packet; True if media flowed either way since the previous one."""
         wire = self._wire
         if wire is None or not wire.connected:
-            return
-        blocks = [block for inbound in self.inbound.values() for block in inbound.reports()][:31]
+            return False
+        blocks = [block for inbound in self.inbound.values() for block in inbound.reports()]
         started = [s for s in self.senders if s.wire is not None]
-        packets: list[Any] = []
-        for index, sender in enumerate(started):
-            report = sender.sender_report()
-            report.reports = blocks if index == 0 else []
-            packets.append(report)
-        if not started and blocks:
-            ssrc = next((i.rtcp_ssrc for i in self.inbound.values() if i.rtcp_ssrc is not None), None)
-            if ssrc is not None:
-                packets.append(RtcpRrPacket(ssrc=ssrc, reports=blocks))
+        receiver_ssrc = next((i.rtcp_ssrc for i in self.inbound.values() if i.rtcp_ssrc is not None), None)
         cname = self.pc._RTCPeerConnection__cname  # type: ignore[attr-defined]
-        if started:
-            packets.append(
-                RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=s.ssrc, items=[(1, cname.encode())]) for s in started])
-            )
-        if packets:
-            wire.send_rtcp(b"".join(bytes(p) for p in packets))
+        data = compound([s.sender_report() for s in started], blocks, receiver_ssrc, cname)
+        if data:
+            wire.send_rtcp(data)
         self._update_link()
+        totals = (sum(s.packets for s in self.senders), sum(i.received for i in self.inbound.values()))
+        flowing, self._totals = totals != self._totals, totals
+        return flowing
 
     def _update_link(self) -> None:
         rtts = [s.rtt for s in self.senders if s.rtt is not None]
@@ -488,8 +457,7 @@ class ForwardingPeer:
         )
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self.reporting.stop()
         if self._wire is not None and self._wire.connected and self.senders:
             with contextlib.suppress(Exception):
                 self._wire.send_rtcp(bytes(RtcpByePacket(sources=[s.ssrc for s in self.senders])))
