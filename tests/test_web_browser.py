@@ -37,7 +37,8 @@ TV = (
     "[display]\nenabled = true\nfullscreen = false\nwidth = 640\nheight = 360\nupload_seconds = 1\n"
     "thumbnail_width = 320\n"
 )
-SMALL_SOURCE = "[test_source]\nwidth = 320\nheight = 180\nfps = 10\nbitrate = 150000\n"
+SOURCE_FPS = 10
+SMALL_SOURCE = f"[test_source]\nwidth = 320\nheight = 180\nfps = {SOURCE_FPS}\nbitrate = 150000\n"
 PASSWORD = "mat-khau-thu-nghiem"
 GUEST_SOURCE = "khach-thu-nghiem"  # whose test code and tone the guest's fake camera and microphone carry
 WAIT_MS = 60_000
@@ -178,6 +179,12 @@ def test_operator_runs_a_meeting_from_the_browser(commune: Commune, browser: Bro
     expect(page.locator("#live-state")).to_have_text("Đang xem trực tiếp.")
     wait_for(lambda: room_in_video(page, ROOMS) == "ubnd", 30, "the chair's test code in the live view")
     print(f"MEASURED live view: the chair's code read in the page {time.monotonic() - clicked:.2f} s after the click")
+    # Chromium decodes the forwarded program at the chair's full frame rate.
+    frames, started = page.evaluate(LIVE_FRAMES_JS), time.monotonic()
+    time.sleep(4)
+    rate = (page.evaluate(LIVE_FRAMES_JS) - frames) / (time.monotonic() - started)
+    print(f"MEASURED live view: {rate:.1f} frames/s decoded (the chair sends {SOURCE_FPS})")
+    assert rate >= 0.9 * SOURCE_FPS
     wait_for(lambda: tone_in_video_is(page, "ubnd"), 30, "the chair's tone in the live view")
     page.click("#live-view .live-sound")
     expect(page.locator("#live-view .live-sound")).to_have_text("Tắt tiếng")
@@ -292,6 +299,7 @@ SENT_VIDEO_CODEC_JS = """async () => {
   return codec;
 }"""
 FRAMES_JS = "document.querySelector('#guest-program').getVideoPlaybackQuality().totalVideoFrames"
+LIVE_FRAMES_JS = "document.querySelector('#live-video').getVideoPlaybackQuality().totalVideoFrames"
 
 
 def _a_guest_joins_from_a_phone(commune: Commune, browser: Browser, console: Page, meeting: int) -> None:
