@@ -16,10 +16,13 @@ both() {
   if [ -n "$OLD" ]; then run "$@" --code "$OLD"; fi
   run "$@"
 }
+if [ -n "$OLD" ]; then run --mode sfu --rooms 0 --subscribers 28 --code "$OLD" --aiortc-rtcp; fi  # rooms as they reported then
 both --mode sfu --rooms 0 --subscribers 28
+run --mode sfu --rooms 0 --subscribers 1  # the router process alone, for the per-peer share
 both --mode sfu --rooms 2 --subscribers 28
 both --mode sfu --rooms 28 --subscribers 28
 run --mode relay --rooms 2 --subscribers 8
 run --mode relay --rooms 2 --subscribers 28
 run --mode sfu --rooms 2 --subscribers 56
 run --mode sfu --rooms 2 --subscribers 112
+run --mode sfu --rooms 2 --subscribers 250

@@ -167,12 +167,13 @@ class Counts:
 
 
 class Room:
-    def __init__(self, name: str, publish: bool) -> None:
+    def __init__(self, name: str, publish: bool, aiortc_rtcp: bool) -> None:
         from node_agent.testsource import TestSource
 
         self.name = name
         self.source = TestSource(name) if publish else None
         self.counts: dict[int, Counts] = {}
+        self.aiortc_rtcp = aiortc_rtcp  # report as aiortc does: a loop per sender and receiver
 
     async def join(self, client: httpx.AsyncClient) -> None:
         from aiortc import RTCSessionDescription
@@ -208,11 +209,12 @@ class Room:
 
             tap_receiver(transceiver.receiver, count)
 
-        reports = TrackReports(pc)  # as a room's agent reports: once a second for the whole peer
+        reports = None if self.aiortc_rtcp else TrackReports(pc)  # as a room's agent: one report a peer
         await pc.setLocalDescription(await pc.createOffer())
         answer = await client.post("/offer", json={"room": self.name, "sdp": pc.localDescription.sdp})
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.json()["sdp"], type="answer"))
-        reports.reporting.start()
+        if reports is not None:
+            reports.reporting.start()
 
     async def loss(self) -> tuple[int, int]:
         received = lost = 0
@@ -223,9 +225,11 @@ class Room:
         return received, lost
 
 
-async def load(base: str, rooms: int, subscribers: int, seconds: float, router_pid: int) -> dict[str, Any]:
+async def load(
+    base: str, rooms: int, subscribers: int, seconds: float, router_pid: int, aiortc_rtcp: bool
+) -> dict[str, Any]:
     names = [f"room-{i:03d}" for i in range(subscribers)]
-    members = [Room(name, publish=i < rooms) for i, name in enumerate(names)]
+    members = [Room(name, i < rooms, aiortc_rtcp) for i, name in enumerate(names)]
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         for member in members:
             await member.join(client)
@@ -291,6 +295,9 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=28, help="rooms receiving the three slots")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--code", help="run the router from this checkout (e.g. a git worktree of an older commit)")
+    parser.add_argument(
+        "--aiortc-rtcp", action="store_true", help="rooms report as aiortc does (before the agent's one report a peer)"
+    )
     args = parser.parse_args()
     if args.role == "router":
         run_router(args.mode, args.port, args.code)
@@ -303,10 +310,12 @@ def main() -> None:
                 args.subscribers,
                 args.seconds,
                 proc.pid,
+                args.aiortc_rtcp,
             )
         )
     mode = args.mode if args.code is None else f"{args.mode} from {args.code}"
-    print(json.dumps({"mode": mode, "rooms": args.rooms, "subscribers": args.subscribers, **result}))
+    rtcp = "aiortc" if args.aiortc_rtcp else "one per peer"
+    print(json.dumps({"mode": mode, "rooms": args.rooms, "subscribers": args.subscribers, "room_rtcp": rtcp, **result}))
 
 
 if __name__ == "__main__":
