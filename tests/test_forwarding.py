@@ -287,6 +287,17 @@ async def test_round_trip_times_come_from_the_reports_both_ways(sources: dict[st
         assert (_room_rtt(agents["tdp-01"]) or 0) < 0.2
         quiet = await until(lambda: _room_rtt(agents["ubnd"]), 10, "the chair's round trip")
         assert quiet < 0.05  # the chair's link is not delayed
+
+        # The router's last sender report, as the room's receiver took it: the program's counts so far.
+        program = peer.senders["program"]
+        report = next(
+            s
+            for s in (await agents["tdp-01"].pc.getStats()).values()
+            if s.type == "remote-outbound-rtp" and s.kind == "video"
+        )
+        assert program.packets - 200 < report.packetsSent <= program.packets  # reports come every 0.5-1.5 s
+        assert 100 < report.bytesSent / report.packetsSent < 1200  # payload bytes: a picture's packets
+        assert abs(report.remoteTimestamp.timestamp() - time.time()) < 3  # the wall clock of the report
     finally:
         await router.close()
         for agent in agents.values():

@@ -44,6 +44,9 @@ ECHO_LAYOUT: Layout = (
     ("audio", "sendrecv", "test tone"),
 )
 FORWARDED_CODECS = {"video": "VP8", "audio": "opus"}
+# While nothing flows, the router reports to a room this often: nobody judges the link by them (a room
+# watches its control channel and its media; a page, its WebSocket), so they only keep the path warm.
+QUIET_REPORTS = 5.0
 
 
 # A room's real offer is 4-5 KB (Chromium's, with every codec it has, about 8 KB); these caps leave room
@@ -147,7 +150,7 @@ class RoomPeer:
         self.layout = layout
         self.occurrence = occurrence
         self.pc = peer_connection()
-        self.forwarding = ForwardingPeer(self.pc, self._heard)
+        self.forwarding = ForwardingPeer(self.pc, self._heard, QUIET_REPORTS)
         self.senders: dict[str, PacketSender] = {}
         self.receivers: dict[str, Inbound] = {}
         self.remote_ssrc: dict[str, int] = {}

@@ -54,7 +54,7 @@ from pylibsrtp import SRTP_MAX_TRAILER_LEN
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
 
-from phonghop.aiortc_glue.rtcp import Reporting, compound, ntp_now, quiet_rtcp, report_blocks
+from phonghop.aiortc_glue.rtcp import IDLE_INTERVAL, Reporting, compound, ntp_now, quiet_rtcp, report_blocks
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +377,7 @@ class ForwardingPeer:
     then call ``start`` once the local description is set.
     """
 
-    def __init__(self, pc: RTCPeerConnection, heard: Callable[[], None]) -> None:
+    def __init__(self, pc: RTCPeerConnection, heard: Callable[[], None], idle_interval: float = IDLE_INTERVAL) -> None:
         self.pc = pc
         self.heard = heard
         self.senders: list[PacketSender] = []
@@ -385,7 +385,7 @@ class ForwardingPeer:
         self.link = LinkStats()
         self._wire: Wire | None = None
         self._totals = (0, 0)  # packets sent and received at the last report
-        self.reporting = Reporting(self.report)
+        self.reporting = Reporting(self.report, idle_interval)
 
     def add_sender(self, sender: RTCRtpSender, keyframe_requested: Callable[[], None]) -> PacketSender:
         packet_sender = PacketSender(sender, keyframe_requested, self.heard)

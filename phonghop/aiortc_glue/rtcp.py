@@ -4,8 +4,9 @@ aiortc starts an RTCP task for every sender and every receiver; a room's peer
 has five, so the coordinator received five reports a second from each room and
 sent as many back. One compound packet (every sender's report, the first also
 carrying the receivers' report blocks, then the senders' names) says the same.
-While nothing flows either way the peer reports every few seconds instead of
-every second: still often enough for the other side's liveness checks.
+While nothing flows either way the peer reports every two seconds instead of
+every second: at most 2.5 s apart, inside the 3 s in which the coordinator
+counts a room as heard from.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtcpSdesPacket, RtcpSende
 
 log = logging.getLogger(__name__)
 
-INTERVAL = 1.0  # seconds between reports while media flows, varied by half either way (RFC 3550)
-IDLE_INTERVAL = 2.5  # while nothing flows either way
+INTERVAL = 1.0  # seconds between reports while media flows
+IDLE_INTERVAL = 2.0  # while nothing flows either way
+SPREAD = 0.25  # each interval varied by this share either way, so that peers do not report in step
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
 
 
@@ -95,8 +97,9 @@ class Reporting:
     """The task that reports for one peer: ``report`` builds and sends one compound packet and says
     whether media flowed since the previous one."""
 
-    def __init__(self, report: Callable[[], bool]) -> None:
+    def __init__(self, report: Callable[[], bool], idle_interval: float = IDLE_INTERVAL) -> None:
         self._report = report
+        self._idle_interval = idle_interval
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -111,7 +114,9 @@ class Reporting:
         flowing = True
         with contextlib.suppress(asyncio.CancelledError):
             while True:
-                await asyncio.sleep((INTERVAL if flowing else IDLE_INTERVAL) * (0.5 + random.random()))
+                await asyncio.sleep(
+                    (INTERVAL if flowing else self._idle_interval) * (1 - SPREAD + 2 * SPREAD * random.random())
+                )
                 try:
                     flowing = self._report()
                 except Exception:  # a closing transport; the next turn or the close ends it
