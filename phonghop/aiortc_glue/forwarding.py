@@ -147,6 +147,7 @@ class PacketSender:
         self.loss: float | None = None  # fraction the subscriber lost since its previous report
         self.remb: int | None = None  # bit/s the subscriber estimates its link carries
         self.wire: Wire | None = None
+        self._first_byte = 0x80  # version 2, and the extension bit when the header carries the MID
         self._header_tail = b""  # SSRC and header extensions: the same in every packet
         self._rtx: tuple[int, int] | None = None  # payload type and SSRC of retransmissions
         self._rtx_seq = random.randint(0, 0xFFFF)
@@ -172,7 +173,7 @@ class PacketSender:
         template = RtpPacket(payload_type=self.payload_type, ssrc=sender._ssrc)
         template.extensions.mid = sender._RTCRtpSender__mid  # type: ignore[attr-defined]
         header = template.serialize(sender._RTCRtpSender__rtp_header_extensions_map)  # type: ignore[attr-defined]
-        self._header_tail = header[8:]
+        self._first_byte, self._header_tail = header[0], header[8:]
         rtx_type = sender._RTCRtpSender__rtx_payload_type  # type: ignore[attr-defined]
         self._rtx = (rtx_type, sender._rtx_ssrc) if rtx_type is not None else None
         self.wire = Wire(sender.transport)
@@ -191,7 +192,7 @@ class PacketSender:
         if wire is None:
             return 0
         packet = (
-            pack("!BBHI", 0x90, (marker << 7) | self.payload_type, sequence_number, timestamp)
+            pack("!BBHI", self._first_byte, (marker << 7) | self.payload_type, sequence_number, timestamp)
             + self._header_tail
             + payload
         )
@@ -254,7 +255,7 @@ class PacketSender:
             packet = (
                 pack(
                     "!BBHII",
-                    0x90,
+                    self._first_byte,
                     (packet[1] & 0x80) | rtx_type,
                     self._rtx_seq,
                     unpack_from("!I", packet, 4)[0],
