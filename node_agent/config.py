@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from node_agent.encoding import Voice
 from phonghop.dialing import control_url
 from phonghop.identity import ROOM_ID_HINT, is_valid_room_id
 from phonghop.protocol import DeviceName
@@ -38,6 +39,14 @@ class Media(BaseModel):
     # Decode what arrives (a real room, or a test reading the test-source codes back).
     # A simulated room only counts packets, so that many fit on one machine.
     decode: bool = False
+    # The room's sound: Opus mono at a voice bitrate, with in-band FEC sized for this much loss (percent).
+    opus_bitrate: int = Field(default=24_000, ge=6_000, le=128_000)
+    opus_fec: bool = True
+    opus_expected_loss: int = Field(default=5, ge=0, le=50)
+
+    @property
+    def voice(self) -> Voice:
+        return Voice(self.opus_bitrate, self.opus_fec, self.opus_expected_loss)
 
 
 class Devices(BaseModel):

@@ -11,10 +11,12 @@ import fractions
 import math
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import av
 import numpy as np
+from aiortc.codecs.opus import OpusEncoder
 from numpy.typing import NDArray
 
 VIDEO_CLOCK = 90000
@@ -33,12 +35,48 @@ class PausableTrack(Protocol):
 TrackT = TypeVar("TrackT", bound=PausableTrack)
 
 
+@dataclass(frozen=True)
+class Voice:
+    """How a room's sound is encoded: Opus, one channel, at a voice's bitrate (aiortc's default is 96 kbit/s
+    stereo), with in-band FEC so that a lost packet is mostly rebuilt from the next one."""
+
+    bitrate: int = 24_000
+    fec: bool = True
+    expected_loss: int = 5  # percent of packets the FEC is sized for
+
+
+def voice_codec(voice: Voice) -> av.AudioCodecContext:
+    codec = av.CodecContext.create("libopus", "w")
+    assert isinstance(codec, av.AudioCodecContext)
+    codec.sample_rate = AUDIO_RATE
+    codec.layout = "mono"
+    codec.format = "s16"
+    codec.bit_rate = voice.bitrate
+    codec.time_base = fractions.Fraction(1, AUDIO_RATE)
+    codec.options = {
+        "application": "voip",
+        "fec": "1" if voice.fec else "0",
+        "packet_loss": str(voice.expected_loss),
+    }
+    return codec
+
+
+class VoiceOpusEncoder(OpusEncoder):
+    """aiortc's encoder for raw microphone frames, with a ``Voice``'s settings."""
+
+    def __init__(self, voice: Voice) -> None:
+        super().__init__()
+        self.codec = voice_codec(voice)
+        self.resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE, frame_size=AUDIO_FRAME)
+
+
 class TrackPair(Generic[TrackT]):
     """A room's picture and sound as two paced tracks, paused and restarted together by the router's wishes."""
 
-    def __init__(self, video: TrackT, audio: TrackT) -> None:
+    def __init__(self, video: TrackT, audio: TrackT, voice: Voice) -> None:
         self.video = video
         self.audio = audio
+        self.voice = voice  # how raw sound is encoded (looped sound was encoded so already)
 
     def request_keyframe(self) -> None:
         self.video.request_keyframe()
@@ -79,19 +117,15 @@ def encode_vp8(pictures: Iterable[NDArray[Any]], width: int, height: int, fps: i
     return packets
 
 
-def encode_opus_tone(frequency: float, seconds: float = 1.0) -> list[bytes]:
+def encode_opus_tone(frequency: float, voice: Voice, seconds: float = 1.0) -> list[bytes]:
     """Opus packets of a sine (0 Hz: silence); a whole number of periods, so it loops cleanly."""
-    codec = av.CodecContext.create("libopus", "w")
-    codec.sample_rate = AUDIO_RATE
-    codec.layout = "stereo"
-    codec.format = "s16"
-    codec.bit_rate = 32000
+    codec = voice_codec(voice)
     packets: list[bytes] = []
     total = int(AUDIO_RATE * seconds)
     for start in range(0, total + 2 * AUDIO_FRAME, AUDIO_FRAME):
         t = (np.arange(start, start + AUDIO_FRAME) % total) / AUDIO_RATE
         mono = (0.3 * 32767 * np.sin(2 * math.pi * frequency * t)).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(np.repeat(mono, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = AUDIO_RATE
         frame.pts = start
         packets.extend(bytes(p) for p in codec.encode(frame))

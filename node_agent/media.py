@@ -23,6 +23,7 @@ from aiortc.rtp import RtpPacket
 from av import AudioFrame, VideoFrame
 from pydantic import BaseModel
 
+from node_agent.encoding import Voice, VoiceOpusEncoder
 from node_agent.room import Room
 from phonghop.aiortc_glue.rtcp import TrackReports
 from phonghop.aiortc_glue.tracks import (
@@ -31,6 +32,7 @@ from phonghop.aiortc_glue.tracks import (
     set_sending,
     stamp_audio_level,
     tap_receiver,
+    use_encoder,
 )
 from phonghop.dialing import NegotiationFailed, negotiate
 from phonghop.protocol import Answer, MediaStatus, Publish
@@ -74,6 +76,11 @@ class Source(Protocol):
 
     def audio_level(self) -> int: ...
 
+    @property
+    def voice(self) -> Voice:
+        """How raw sound is encoded."""
+        ...
+
 
 VideoSink = Callable[[str, VideoFrame], None]
 AudioSink = Callable[[str, AudioFrame], None]
@@ -111,6 +118,7 @@ class MediaPeer:
         sender = video.sender
         source.use_encoder(lambda: force_keyframe(sender))
         stamp_audio_level(audio.sender, source.audio_level)
+        use_encoder(audio.sender, VoiceOpusEncoder(source.voice))
         self.reports = TrackReports(self.pc)  # one RTCP report a second for the whole peer
         self.pc.on("track", self._on_track)
 

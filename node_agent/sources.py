@@ -289,11 +289,11 @@ class RoomSource(TrackPair["FallbackTrack"]):
             dev.retry_seconds,
             on_change,
         )
-        super().__init__(video, audio)
+        super().__init__(video, audio, config.media.voice)
 
     def _silence_packets(self) -> list[bytes]:
         if self._silence is None:
-            self._silence = encode_opus_tone(0)
+            self._silence = encode_opus_tone(0, self.voice)
         return self._silence
 
     def _open_camera(self) -> Input:

@@ -35,6 +35,7 @@ from node_agent.encoding import (
     SPEAKING_DBOV,
     VIDEO_CLOCK,
     TrackPair,
+    Voice,
     encode_opus_tone,
     encode_vp8,
     pace,
@@ -57,9 +58,12 @@ def encode_video_loop(room_id: str, width: int, height: int, fps: int, seconds: 
     return encode_vp8(pictures(), width, height, fps, bitrate)
 
 
-def encode_tone_loop(room_id: str | None, seconds: float = 1.0) -> list[bytes]:
+VOICE = Voice()
+
+
+def encode_tone_loop(room_id: str | None, voice: Voice) -> list[bytes]:
     """Opus packets of the room's tone (or of silence), looping cleanly."""
-    return encode_opus_tone(tone_hz(room_id) if room_id else 0, seconds)
+    return encode_opus_tone(tone_hz(room_id) if room_id else 0, voice)
 
 
 class LoopTrack(MediaStreamTrack):
@@ -110,14 +114,21 @@ class TestSource(TrackPair["LoopTrack"]):
     __test__ = False  # not a pytest class
 
     def __init__(
-        self, room_id: str, width: int = 640, height: int = 360, fps: int = 15, bitrate: int = 500_000
+        self,
+        room_id: str,
+        width: int = 640,
+        height: int = 360,
+        fps: int = 15,
+        bitrate: int = 500_000,
+        voice: Voice = VOICE,
     ) -> None:
         self.room_id = room_id
-        self._tone = encode_tone_loop(room_id)
-        self._silence = encode_tone_loop(None)
+        self._tone = encode_tone_loop(room_id, voice)
+        self._silence = encode_tone_loop(None, voice)
         super().__init__(
             LoopTrack("video", encode_video_loop(room_id, width, height, fps, 2.0, bitrate), 1 / fps, VIDEO_CLOCK),
             LoopTrack("audio", self._tone, AUDIO_FRAME / AUDIO_RATE, AUDIO_RATE),
+            voice,
         )
         self.talking = True
 
@@ -234,8 +245,9 @@ class TestDevices:
         self._video: list[bytes] = []
         if self.camera_choice == "test":
             self._video = encode_video_loop(self.room_id, ts.width, ts.height, ts.fps, 2.0, ts.bitrate)
-        self._tone = encode_tone_loop(self.room_id) if config.device_choice("microphone") == "test" else []
-        self._silence = encode_tone_loop(None)
+        voice = config.media.voice
+        self._tone = encode_tone_loop(self.room_id, voice) if config.device_choice("microphone") == "test" else []
+        self._silence = encode_tone_loop(None, voice)
         self._microphone: PacketLoop | None = None
 
     def camera(self) -> PacketLoop | RawPattern:

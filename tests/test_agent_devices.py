@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fractions
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from av.packet import Packet
 
 from node_agent.config import AgentConfig
 from node_agent.devices import DeviceError, SoundOutput, V4l2Camera, list_cameras, list_devices
+from node_agent.encoding import Voice, VoiceOpusEncoder, encode_opus_tone
 from node_agent.sound import Speaker
 from node_agent.sources import FallbackTrack, RoomSource
 from node_agent.testsource import Faults, PacketLoop, TestDevices
@@ -249,3 +251,23 @@ async def test_raw_pictures_go_to_the_encoder_and_it_restarts_with_a_keyframe(tm
     before = len(keyframes)
     assert isinstance(await source.video.recv(), av.VideoFrame)
     assert len(keyframes) > before  # the encoder must not continue from a picture the receiver never had
+
+
+@pytest.mark.parametrize("bitrate", [16_000, 32_000])
+def test_a_rooms_sound_is_voice_sized_opus(bitrate: int) -> None:
+    """Raw microphone frames (stereo, as a sound card gives them) and the looped test tone both become one
+    channel at about the configured bitrate, not aiortc's 96 kbit/s stereo."""
+    voice = Voice(bitrate=bitrate)
+    encoder = VoiceOpusEncoder(voice)
+    packets: list[bytes] = []
+    for start in range(0, 48000, 960):  # one second
+        t = np.arange(start, start + 960) / 48000
+        mono = (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.repeat(mono, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = 48000, start, fractions.Fraction(1, 48000)
+        packets += encoder.encode(frame)[0]
+    tone = encode_opus_tone(440, voice)
+    for sound in (packets, tone):
+        assert len(sound) >= 45
+        assert not any(packet[0] & 0x04 for packet in sound)  # the TOC byte's stereo bit
+        assert sum(map(len, sound)) * 8 / (len(sound) / 50) < 1.3 * bitrate

@@ -62,6 +62,7 @@ async def test_the_private_names_the_glue_uses_exist() -> None:
         video = pc.addTransceiver(Placeholder("video"), direction="sendrecv")
         await pc.setLocalDescription(await pc.createOffer())
         sender, receiver = video.sender, video.receiver
+        assert isinstance(video._codecs, list)  # the answer's codecs, whose Opus parameters the router sets
         assert isinstance(sender, RTCRtpSender)
         assert isinstance(receiver, RTCRtpReceiver)
         assert [name for name in SENDER if not hasattr(sender, name)] == []

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect as pyinspect
+import random
 import threading
 import time
 from typing import Any
 
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+import numpy as np
 import pytest
 from aiortc import RTCRtpSender
 
@@ -18,7 +20,7 @@ from coordinator.media.router import MediaCounters, MeetingRouter
 from node_agent.media import MediaPeer, Sinks
 from node_agent.testsource import TestSource
 from phonghop.aiortc_glue.tracks import request_keyframe
-from phonghop.testpattern import read_code, room_with_code
+from phonghop.testpattern import dominant_hz, read_code, room_with_code, tone_hz
 from tests.harness import until
 
 ROOMS = ("ubnd", "tdp-01", "tdp-02")
@@ -201,25 +203,35 @@ async def test_an_offer_listing_h264_first_gets_vp8_and_is_seen(sources: dict[st
 
 
 class LossyLink:
-    """Drops every ``every``-th picture datagram arriving at a room and delays all datagrams by ``delay``.
+    """Drops every ``every``-th picture datagram arriving at a room (or a ``sound_loss`` share of its sound
+    datagrams, at random) and delays all datagrams by ``delay``.
 
     It sits where the room's socket hands datagrams to its ICE connection (an
     aioice internal, reached only here): the room's aiortc stack sees exactly
-    what a lossy, slow link would give it.
+    what a lossy, slow link would give it. Pictures and sound are told apart by
+    size: a picture's packets are over 400 bytes, a voice's under 200.
     """
 
-    def __init__(self, agent: MediaPeer, every: int = 0, delay: float = 0.0) -> None:
-        self.every, self.delay, self.dropped, self._count = every, delay, 0, 0
+    def __init__(self, agent: MediaPeer, every: int = 0, delay: float = 0.0, sound_loss: float = 0.0) -> None:
+        self.every, self.delay, self.sound_loss, self.dropped, self._count = every, delay, sound_loss, 0, 0
+        self.sound, self.sound_dropped = 0, 0
+        chance = random.Random(7)
         connection = agent.pc.getTransceivers()[0].receiver.transport.transport._connection
         loop = asyncio.get_running_loop()
         for protocol in connection._protocols:
             original = protocol.datagram_received
 
             def received(data: bytes, addr: Any, original: Any = original) -> None:
-                if len(data) > 400 and 127 < data[0] < 192 and not 192 <= data[1] <= 223:  # SRTP picture packets
+                media = 127 < data[0] < 192 and not 192 <= data[1] <= 223  # SRTP, not SRTCP
+                if media and len(data) > 400:
                     self._count += 1
                     if self.every and self._count % self.every == 0:
                         self.dropped += 1
+                        return
+                elif media and len(data) < 200:
+                    self.sound += 1
+                    if chance.random() < self.sound_loss:
+                        self.sound_dropped += 1
                         return
                 if self.delay:
                     loop.call_later(self.delay, original, data, addr)
@@ -308,3 +320,58 @@ def _room_rtt(agent: MediaPeer) -> float | None:
     """The round trip a room's aiortc sender computed from the router's receiver reports (its last stats)."""
     sender = agent.pc.getTransceivers()[1].sender  # audio: sent all the time
     return sender._RTCRtpSender__rtt  # type: ignore[no-any-return]
+
+
+async def test_the_chairs_tone_is_heard_every_second_through_five_percent_loss(sources: dict[str, TestSource]) -> None:
+    """A room loses 5 % of its sound packets at random: the chair's tone is still found in every second of
+    what it decodes. Rooms send voice-sized Opus (one channel, in-band FEC), as both ends' SDP asks."""
+    router = MeetingRouter(occurrence=7, chair="ubnd", mode="presentation", counters=MediaCounters())
+    stereo: list[bool] = []
+    forward = router.on_packet
+
+    def look(room: str, kind: str, packet: Any) -> None:
+        if kind == "audio":
+            stereo.append(bool(packet.payload[0] & 0x04))  # the Opus TOC byte's stereo bit
+        forward(room, kind, packet)
+
+    router.on_packet = look  # type: ignore[method-assign]
+    chair = await _join(router, "ubnd", sources["ubnd"])
+    heard: list[tuple[float, np.ndarray]] = []
+
+    def listen(slot: str, frame: Any) -> None:
+        if slot == "chair_audio":
+            samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels)).mean(axis=1)
+            heard.append((time.monotonic(), samples.astype(np.float32) / 32768))
+
+    listener = MediaPeer(router.occurrence, sources["tdp-01"], decode=True, sinks=Sinks(audio=[listen]))
+    answer = await router.add("tdp-01", await listener.offer())
+    try:
+        opus = [line for line in answer.splitlines() if line.startswith("a=fmtp:") and "useinbandfec" in line]
+        assert len(opus) == 2, answer  # both sound m-lines
+        assert all("stereo=0" in line and "maxaveragebitrate=32000" in line for line in opus)
+        await listener.accept(answer)
+        await until(lambda: len(heard) > 50, 20, "the chair's sound")
+        link = LossyLink(listener, sound_loss=0.05)
+        started = time.monotonic()
+        await asyncio.sleep(8)
+        tone = tone_hz("ubnd")
+        seconds = [
+            np.concatenate([samples for at, samples in heard if started + i <= at < started + i + 1])
+            for i in range(1, 8)
+        ]
+        found = [dominant_hz(second, 48000) for second in seconds]
+        print(f"MEASURED 5 % sound loss: {link.sound_dropped} of {link.sound} dropped; tone per second {found}")
+        assert link.sound > 300
+        assert 0.02 < link.sound_dropped / link.sound < 0.09
+        assert all(hz is not None and abs(hz - tone) < 25 for hz in found), (tone, found)
+        # What the chair's room sends: one channel, at a voice's bitrate.
+        assert len(stereo) > 300
+        assert not any(stereo)
+        sent = router.counters.bytes[("ubnd", "in", "audio")]
+        await asyncio.sleep(2)
+        kbps = (router.counters.bytes[("ubnd", "in", "audio")] - sent) * 8 / 2 / 1000
+        assert kbps < 40, kbps
+    finally:
+        await router.close()
+        await chair.close()
+        await listener.close()

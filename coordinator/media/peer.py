@@ -21,7 +21,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 from av.frame import Frame
 
-from phonghop.aiortc_glue.forwarding import ForwardingPeer, Inbound, LinkStats, PacketSender
+from phonghop.aiortc_glue.forwarding import ForwardingPeer, Inbound, LinkStats, PacketSender, ask_for_voice
 from phonghop.webrtc import peer_connection, prefer
 
 log = logging.getLogger(__name__)
@@ -192,6 +192,7 @@ class RoomPeer:
             sender = self.pc.addTrack(Placeholder(kind))
             assert sender is transceiver.sender
             self.senders[slot] = self.forwarding.add_sender(sender, partial(self._on_keyframe_request, self.room, slot))
+        ask_for_voice(self.pc)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self.forwarding.start()
         return str(self.pc.localDescription.sdp)

@@ -65,6 +65,19 @@ RTT_SMOOTHING = 0.85
 PacketHandler = Callable[[RtpPacket], None]
 
 
+# What the router asks of the Opus it receives (RFC 7587): one channel, at most a voice's bitrate, with
+# in-band FEC. Browsers send what the answer asks; the rooms' agents are set so themselves.
+VOICE: dict[str, int | str | None] = {"stereo": 0, "useinbandfec": 1, "maxaveragebitrate": 32_000}
+
+
+def ask_for_voice(pc: RTCPeerConnection) -> None:
+    """Put ``VOICE`` in the answer's Opus parameters; call between the offer and ``createAnswer``."""
+    for transceiver in pc.getTransceivers():
+        for codec in transceiver._codecs:
+            if codec.mimeType.lower() == "audio/opus":
+                codec.parameters.update(VOICE)
+
+
 class Wire:
     """One peer's DTLS transport, written to at once: protect, then ``sendto`` on the selected pair.
 

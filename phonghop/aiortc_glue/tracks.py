@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.base import Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
@@ -84,6 +85,11 @@ def stamp_audio_level(sender: RTCRtpSender, level: Callable[[], int]) -> None:
         return frame
 
     sender._next_encoded_frame = next_frame  # type: ignore[method-assign]
+
+
+def use_encoder(sender: RTCRtpSender, encoder: Encoder) -> None:
+    """The sender encodes raw frames (and packs pre-encoded ones) with ``encoder`` instead of its default."""
+    sender._RTCRtpSender__encoder = encoder  # type: ignore[attr-defined]
 
 
 def set_sending(sender: RTCRtpSender, enabled: bool) -> None:
