@@ -332,7 +332,11 @@ class MeetingRouter:
             return
         vp8 = inspect(packet.payload) if kind == "video" else None
         for stream in streams:
-            sent = stream.forward(packet, vp8)
+            try:
+                sent = stream.forward(packet, vp8)
+            except Exception:  # one subscriber's broken transport must not starve the others in this loop
+                log.exception("%s: copy of %s's %s packet failed", stream.room, room, kind)
+                continue
             if sent:
                 counters.forwarded += 1
                 counters.bytes[(stream.room, "out", kind)] += sent
