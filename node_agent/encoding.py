@@ -73,17 +73,24 @@ class VoiceOpusEncoder(OpusEncoder):
 class TrackPair(Generic[TrackT]):
     """A room's picture and sound as two paced tracks, paused and restarted together by the router's wishes."""
 
-    def __init__(self, video: TrackT, audio: TrackT, voice: Voice) -> None:
+    def __init__(self, video: TrackT, audio: TrackT, voice: Voice, low: TrackT | None = None) -> None:
         self.video = video
         self.audio = audio
         self.voice = voice  # how raw sound is encoded (looped sound was encoded so already)
+        self.low = low  # the picture in a lower quality too, for subscribers on weak links
 
     def request_keyframe(self) -> None:
         self.video.request_keyframe()
 
+    def request_low_keyframe(self) -> None:
+        if self.low is not None:
+            self.low.request_keyframe()
+
     def pause(self, video: bool, audio: bool) -> None:
         self.video.pause(video)
         self.audio.pause(audio)
+        if self.low is not None:
+            self.low.pause(video)
 
 
 def encode_vp8(pictures: Iterable[NDArray[Any]], width: int, height: int, fps: int, bitrate: int) -> list[bytes]:

@@ -68,6 +68,8 @@ class Source(Protocol):
 
     def request_keyframe(self) -> None: ...
 
+    def request_low_keyframe(self) -> None: ...
+
     def pause(self, video: bool, audio: bool) -> None: ...
 
     def use_encoder(self, keyframe: Callable[[], None]) -> None:
@@ -75,6 +77,11 @@ class Source(Protocol):
         ...
 
     def audio_level(self) -> int: ...
+
+    @property
+    def low(self) -> MediaStreamTrack | None:
+        """The picture in a lower quality, sent on a fourth m-line for subscribers on weak links."""
+        ...
 
     @property
     def voice(self) -> Voice:
@@ -113,6 +120,12 @@ class MediaPeer:
         self.source = source
         self.sending_video = True
         self.pc.addTransceiver("audio", direction="recvonly")
+        self.low_sender = None
+        if source.low is not None:
+            low = self.pc.addTransceiver(source.low, direction="sendonly")
+            prefer(low, "video", "video/VP8")
+            on_keyframe_request(low.sender, source.request_low_keyframe)
+            self.low_sender = low.sender
         prefer(video, "video", "video/VP8")
         on_keyframe_request(video.sender, source.request_keyframe)
         sender = video.sender
@@ -127,6 +140,8 @@ class MediaPeer:
             self.source.request_keyframe()  # start again with a whole picture
         self.sending_video = video
         set_sending(self.video_sender, video)
+        if self.low_sender is not None:
+            set_sending(self.low_sender, video)
         set_sending(self.audio_sender, audio)
         self.source.pause(not video, not audio)
 

@@ -121,14 +121,20 @@ class TestSource(TrackPair["LoopTrack"]):
         fps: int = 15,
         bitrate: int = 500_000,
         voice: Voice = VOICE,
+        low: tuple[int, int, int] | None = None,
     ) -> None:
+        """``low``: width, height and bitrate of the same picture in a lower quality, sent as well."""
         self.room_id = room_id
         self._tone = encode_tone_loop(room_id, voice)
         self._silence = encode_tone_loop(None, voice)
+        lower = None
+        if low is not None:
+            lower = LoopTrack("video", encode_video_loop(room_id, *low[:2], fps, 2.0, low[2]), 1 / fps, VIDEO_CLOCK)
         super().__init__(
             LoopTrack("video", encode_video_loop(room_id, width, height, fps, 2.0, bitrate), 1 / fps, VIDEO_CLOCK),
             LoopTrack("audio", self._tone, AUDIO_FRAME / AUDIO_RATE, AUDIO_RATE),
             voice,
+            lower,
         )
         self.talking = True
 

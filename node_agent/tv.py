@@ -232,6 +232,8 @@ class Television:
         status = f"● Đang họp: {meeting.title}"
         if meeting.recording:
             status += " · Đang ghi hình"
+        if self.room.weak_link is not None:
+            status += " · Mạng yếu"
         if self.room.hand_raised:
             status += " · Đã giơ tay, chờ chủ trì mời"
         if floor == me:

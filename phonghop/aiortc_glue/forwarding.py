@@ -158,6 +158,7 @@ class PacketSender:
         self.keyframe_requests = 0
         self.rtt: float | None = None  # seconds, from the subscriber's reports on this stream
         self.loss: float | None = None  # fraction the subscriber lost since its previous report
+        self.reports = 0  # receiver reports on this stream so far
         self.remb: int | None = None  # bit/s the subscriber estimates its link carries
         self.wire: Wire | None = None
         self._first_byte = 0x80  # version 2, and the extension bit when the header carries the MID
@@ -252,6 +253,7 @@ class PacketSender:
 
     def _on_report(self, report: RtcpReceiverInfo) -> None:
         self.loss = report.fraction_lost / 256
+        self.reports += 1
         if report.dlsr and report.lsr == self._report_ntp:
             rtt = time.time() - self._report_sent - report.dlsr / 65536
             if rtt >= 0:
