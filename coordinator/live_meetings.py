@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from coordinator.attendance import AttendanceBook
 from coordinator.connections import Connection, PendingCommand
-from coordinator.media.peer import VIEWER_LAYOUT, OfferError, check_offer
+from coordinator.media.peer import VIEWER_LAYOUT, OfferError, check_offer, sending_layout
 from coordinator.media.router import MediaCounters, MeetingRouter
 from coordinator.models import Meeting, Occurrence, utcnow
 from coordinator.participants import CLOSE_MEETING_ENDED, RECORDER, kind_of
@@ -210,7 +210,7 @@ class LiveMeetings:
                 message=f"room {room_id} is not in meeting occurrence {offer.occurrence}; offer after a join command",
             )
         try:
-            check_offer(offer.sdp)  # before the room's running peer is replaced
+            check_offer(offer.sdp, sending_layout(offer.sdp))  # before the room's running peer is replaced
         except OfferError as exc:
             return Error(code="bad_offer", message=str(exc))
         wait = self._offers.take(room_id)

@@ -43,6 +43,11 @@ class Media(BaseModel):
     opus_bitrate: int = Field(default=24_000, ge=6_000, le=128_000)
     opus_fec: bool = True
     opus_expected_loss: int = Field(default=5, ge=0, le=50)
+    # The picture is also sent in a lower quality, which the coordinator gives to rooms on weak links.
+    two_qualities: bool = True
+    low_width: int = Field(default=320, ge=64, le=1280, multiple_of=2)
+    low_height: int = Field(default=180, ge=64, le=720, multiple_of=2)
+    low_bitrate: int = Field(default=150_000, ge=30_000, le=1_000_000)
 
     @property
     def voice(self) -> Voice:

@@ -73,7 +73,7 @@ class VoiceOpusEncoder(OpusEncoder):
 class TrackPair(Generic[TrackT]):
     """A room's picture and sound as two paced tracks, paused and restarted together by the router's wishes."""
 
-    def __init__(self, video: TrackT, audio: TrackT, voice: Voice, low: TrackT | None = None) -> None:
+    def __init__(self, video: TrackT, audio: TrackT, voice: Voice, low: PausableTrack | None = None) -> None:
         self.video = video
         self.audio = audio
         self.voice = voice  # how raw sound is encoded (looped sound was encoded so already)

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from aiortc import RTCRtpReceiver, RTCSessionDescription
@@ -23,10 +24,12 @@ from aiortc.rtp import RtpPacket
 from av import AudioFrame, VideoFrame
 from pydantic import BaseModel
 
-from node_agent.encoding import Voice, VoiceOpusEncoder
+from node_agent.encoding import PausableTrack, Voice, VoiceOpusEncoder
 from node_agent.room import Room
+from node_agent.sources import LowerPicture
 from phonghop.aiortc_glue.rtcp import TrackReports
 from phonghop.aiortc_glue.tracks import (
+    FixedRateVp8Encoder,
     force_keyframe,
     on_keyframe_request,
     set_sending,
@@ -79,7 +82,7 @@ class Source(Protocol):
     def audio_level(self) -> int: ...
 
     @property
-    def low(self) -> MediaStreamTrack | None:
+    def low(self) -> PausableTrack | None:
         """The picture in a lower quality, sent on a fourth m-line for subscribers on weak links."""
         ...
 
@@ -122,10 +125,14 @@ class MediaPeer:
         self.pc.addTransceiver("audio", direction="recvonly")
         self.low_sender = None
         if source.low is not None:
+            assert isinstance(source.low, MediaStreamTrack)
             low = self.pc.addTransceiver(source.low, direction="sendonly")
             prefer(low, "video", "video/VP8")
             on_keyframe_request(low.sender, source.request_low_keyframe)
             self.low_sender = low.sender
+            if isinstance(source.low, LowerPicture):  # raw pictures are encoded at the lower quality's rate
+                use_encoder(low.sender, FixedRateVp8Encoder(source.low.bitrate))
+                source.low.encoder_keyframe = partial(force_keyframe, low.sender)
         prefer(video, "video", "video/VP8")
         on_keyframe_request(video.sender, source.request_keyframe)
         sender = video.sender

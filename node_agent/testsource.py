@@ -165,12 +165,22 @@ class PacketLoop:
 
     paced = True
 
-    def __init__(self, name: str, packets: list[bytes], dbov: int = SILENT_DBOV, *, faults: Faults) -> None:
+    def __init__(
+        self,
+        name: str,
+        packets: list[bytes],
+        dbov: int = SILENT_DBOV,
+        *,
+        faults: Faults,
+        low: list[bytes] | None = None,
+    ) -> None:
         self.name = name
         self.packets = packets
+        self.low = low  # the same loop in a lower quality, frame for frame
         self.dbov = dbov
         self._faults = faults
         self._index = 0
+        self._last = 0
         if not self.alive():
             raise DeviceError(f"thiết bị thử {name} đã bị rút (móc gỡ lỗi)")
 
@@ -180,9 +190,14 @@ class PacketLoop:
     def read(self) -> Packet[Any]:
         if not self.alive():
             raise DeviceError(f"thiết bị thử {self.name} vừa bị rút (móc gỡ lỗi)")
+        self._last = self._index
         packet = Packet(self.packets[self._index % len(self.packets)])
         self._index = (self._index + 1) % len(self.packets)
         return packet
+
+    def lower(self) -> Packet[Any] | None:
+        """The packet last read, in the lower quality (None: this loop has none)."""
+        return Packet(self.low[self._last % len(self.low)]) if self.low else None
 
     def replace(self, packets: list[bytes], dbov: int) -> None:
         self.packets = packets
@@ -226,6 +241,9 @@ class RawPattern:
     def keyframe(self) -> bool:
         return False  # raw pictures: the sender's encoder makes the keyframe
 
+    def lower(self) -> None:
+        return None  # raw pictures: scaled down for the lower quality
+
     def level(self) -> int | None:
         return None
 
@@ -249,8 +267,13 @@ class TestDevices:
             self.camera_format = (dev.camera_width, dev.camera_height, dev.camera_fps)
         self.talking = ts.talking
         self._video: list[bytes] = []
+        self._video_low: list[bytes] | None = None
         if self.camera_choice == "test":
             self._video = encode_video_loop(self.room_id, ts.width, ts.height, ts.fps, 2.0, ts.bitrate)
+            media = config.media
+            if media.two_qualities:
+                low = (media.low_width, media.low_height, ts.fps, 2.0, media.low_bitrate)
+                self._video_low = encode_video_loop(self.room_id, *low)
         voice = config.media.voice
         self._tone = encode_tone_loop(self.room_id, voice) if config.device_choice("microphone") == "test" else []
         self._silence = encode_tone_loop(None, voice)
@@ -259,7 +282,7 @@ class TestDevices:
     def camera(self) -> PacketLoop | RawPattern:
         if self.camera_choice == "test-raw":
             return RawPattern(self.room_id, *self.camera_format, self.faults)
-        return PacketLoop("camera", self._video, faults=self.faults)
+        return PacketLoop("camera", self._video, faults=self.faults, low=self._video_low)
 
     def microphone(self) -> PacketLoop:
         self._microphone = PacketLoop("microphone", *self._sound(), faults=self.faults)

@@ -43,10 +43,11 @@ def low_of(source: str) -> str:
     return source + LOW
 
 
-def layout_of(sdp: str, layouts: tuple[Layout, ...]) -> Layout:
-    """The layout with as many m-lines as the offer (``check_offer`` explains any other mismatch)."""
+def sending_layout(sdp: str) -> Layout:
+    """A sending participant's layout, by the offer's number of m-lines: a room's two pictures, or one
+    (``check_offer`` explains any other mismatch)."""
     sections = sum(1 for line in sdp.splitlines() if line.startswith("m="))
-    return next((layout for layout in layouts if len(layout) == sections), layouts[0])
+    return SLOT_LAYOUT if sections == len(SLOT_LAYOUT) else ROOM_LAYOUT
 
 
 # A web page watching the meeting (the console's live view): the three slots, received only.

@@ -20,7 +20,7 @@ from functools import partial
 from aiortc.rtp import RtpPacket
 
 from coordinator.media.budget import WIRE_OVERHEAD, ReceiveBudgets
-from coordinator.media.peer import LOW, ROOM_LAYOUT, SLOT_LAYOUT, VIEWER_LAYOUT, Layout, RoomPeer, layout_of, low_of
+from coordinator.media.peer import LOW, VIEWER_LAYOUT, Layout, RoomPeer, low_of, sending_layout
 from coordinator.media.policy import Slots, slots_for, talker
 from coordinator.media.quality import Qualities
 from coordinator.media.relay import Relay
@@ -120,7 +120,7 @@ class MeetingRouter:
     async def add(self, room: str, offer_sdp: str) -> str:
         """Answer a room's offer; a newer offer replaces the room's older peer."""
         await self.remove(room, "replaced by a new offer")
-        peer, answer = await self._subscribe(room, offer_sdp, layout_of(offer_sdp, (ROOM_LAYOUT, SLOT_LAYOUT)))
+        peer, answer = await self._subscribe(room, offer_sdp, sending_layout(offer_sdp))
         self.peers[room] = peer
         self._keyframes[room] = KeyframeGate(peer.request_keyframe)
         if peer.layered:

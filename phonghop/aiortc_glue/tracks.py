@@ -13,6 +13,7 @@ from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.base import Encoder
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
@@ -90,6 +91,23 @@ def stamp_audio_level(sender: RTCRtpSender, level: Callable[[], int]) -> None:
 def use_encoder(sender: RTCRtpSender, encoder: Encoder) -> None:
     """The sender encodes raw frames (and packs pre-encoded ones) with ``encoder`` instead of its default."""
     sender._RTCRtpSender__encoder = encoder  # type: ignore[attr-defined]
+
+
+class FixedRateVp8Encoder(Vp8Encoder):
+    """aiortc's VP8 encoder at one bitrate: REMB does not move it, and it may go under aiortc's floor of
+    250 kbit/s (a room's lower-quality picture is about 150)."""
+
+    def __init__(self, bitrate: int) -> None:
+        super().__init__()
+        self._Vp8Encoder__target_bitrate = bitrate
+
+    @property
+    def target_bitrate(self) -> int:
+        return int(self._Vp8Encoder__target_bitrate)
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        pass  # a receiver's estimate: the lower quality stays what it is
 
 
 def set_sending(sender: RTCRtpSender, enabled: bool) -> None:
