@@ -315,6 +315,8 @@ class CodeReader:
         self.fresh = fresh
         self._read: dict[str, tuple[int | None, float]] = {}  # slot -> (code or Hz, when)
         self._blocks: dict[str, list[np.ndarray]] = {}
+        self.program_frames = 0  # program pictures decoded so far
+        self.program_width = 0  # the last one's width: which quality arrives
 
     def on_video(self, slot: str, frame: VideoFrame) -> None:
         luma = frame.to_ndarray(format="gray")
@@ -322,6 +324,9 @@ class CodeReader:
         if code is None and is_slate(luma):
             code = SLATE_CODE
         self._read[slot] = (code, time.monotonic())
+        if slot == "program":
+            self.program_frames += 1
+            self.program_width = frame.width
 
     def on_audio(self, slot: str, frame: AudioFrame) -> None:
         samples = frame.to_ndarray().astype(np.float32).reshape(-1, len(frame.layout.channels))
@@ -338,10 +343,13 @@ class CodeReader:
 
     def decoded(self) -> dict[str, Any]:
         """``program``: the picture's room code (None: none read), ``slate``: the picture is the camera slate,
-        ``audio``: the tone in Hz of the chair's and the floor's sound slots (None: silence or nothing)."""
+        ``audio``: the tone in Hz of the chair's and the floor's sound slots (None: silence or nothing),
+        ``frames`` and ``width``: program pictures decoded so far and the last one's width."""
         program = self._value("program")
         return {
             "program": None if program == SLATE_CODE else program,
             "slate": program == SLATE_CODE,
             "audio": [self._value("chair_audio"), self._value("floor_audio")],
+            "frames": self.program_frames,
+            "width": self.program_width,
         }

@@ -381,11 +381,10 @@ async def test_the_chairs_tone_is_heard_every_second_through_five_percent_loss(s
 LOW = (320, 180, 150_000)
 
 
-async def test_a_room_on_a_lossy_link_gets_the_lower_quality_and_comes_back(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_room_on_a_lossy_link_gets_the_lower_quality_and_comes_back() -> None:
     """Rooms send their picture in two qualities. The room whose link loses picture packets is moved to the
     lower one (the others keep the higher), follows a floor change in the lower quality, and is back on the
     higher one soon after its link heals, without a gap in its pictures."""
-    monkeypatch.setattr("coordinator.media.quality.UP_AFTER", 4.0)
     sources = {room: TestSource(room, low=LOW) for room in ROOMS}
     told: list[tuple[str, bool, str]] = []
     router = MeetingRouter(

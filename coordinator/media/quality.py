@@ -2,9 +2,10 @@
 
 A room that publishes sends its picture twice, in a higher and a lower quality. For each subscriber the
 router reads what its receiver reports of the program stream (the share lost since its previous report)
-and, with hysteresis, moves it to the lower quality after two lossy reports in a row, and back up after
-a quiet while. A try up that fails at once doubles the next wait, up to ``UP_LONGEST``, so a link that
-stays thin is probed now and then rather than every few seconds.
+and, with hysteresis, moves it to the lower quality after two lossy reports in a row. After a quiet
+while it probes: for ``PROBE_SECONDS`` the subscriber's stream is padded with retransmitted copies up to
+about the higher quality's rate, which costs a thin link a few recoverable losses rather than a broken
+picture. A probe without loss moves it up; a lossy one doubles the next wait, up to ``UP_LONGEST``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 
 DOWN_LOSS = 0.03  # a report with this share lost counts as lossy
 LOSSY_REPORTS = 2  # lossy reports in a row that move a subscriber down
-UP_AFTER = 6.0  # seconds without a lossy report before trying the higher quality again
-UP_LONGEST = 16.0
+UP_AFTER = 6.0  # seconds without a lossy report before probing for the higher quality
+UP_LONGEST = 24.0
+PROBE_SECONDS = 2.0
 FAILED_TRY = 10.0  # down again this soon after going up: the try failed
 
 
@@ -26,6 +28,7 @@ class Choice:
     quiet_since: float = 0.0
     wait: float = UP_AFTER
     went_up_at: float | None = None
+    probing_since: float | None = None
     last_report: int = 0
 
 
@@ -57,9 +60,15 @@ class Qualities:
             choice.reason = f"mất {loss:.0%} gói tin"
             return True
         if lossy:
+            if choice.probing_since is not None:  # the link did not carry the probe
+                choice.probing_since, choice.wait = None, min(2 * choice.wait, UP_LONGEST)
             choice.quiet_since = now
             return False
-        if now - choice.quiet_since < choice.wait:
+        if choice.probing_since is None:
+            if now - choice.quiet_since >= choice.wait:
+                choice.probing_since = now
             return False
-        choice.low, choice.reason, choice.went_up_at = False, "", now
+        if now - choice.probing_since < PROBE_SECONDS:
+            return False
+        choice.low, choice.reason, choice.went_up_at, choice.probing_since = False, "", now, None
         return True

@@ -31,6 +31,7 @@ from coordinator.media.vp8 import inspect
 log = logging.getLogger(__name__)
 
 KEYFRAME_INTERVAL = 1.0
+MAX_PROBE_COPIES = 6
 PublishHandler = Callable[[str, bool, bool], None]
 PictureHandler = Callable[[str, bool, str], None]  # subscriber, picture sent, why
 QualityHandler = Callable[[str, bool, str], None]  # subscriber, on the lower quality, why
@@ -384,8 +385,12 @@ class MeetingRouter:
         changed = []
         for name, peer in (*self.peers.items(), *self.viewers.items()):
             sender = peer.senders.get("program")
-            if sender is not None and self.qualities.observe(name, sender.reports, sender.loss, now):
+            if sender is None:
+                continue
+            if self.qualities.observe(name, sender.reports, sender.loss, now):
                 changed.append(name)
+            choice = self.qualities.choices[name]
+            sender.probe_copies = self._probe_copies(name) if choice.probing_since is not None else 0
         if not changed:
             return
         self.reroute()
@@ -398,6 +403,14 @@ class MeetingRouter:
             )
             if self._on_quality is not None:
                 self._on_quality(name, choice.low, choice.reason)
+
+    def _probe_copies(self, subscriber: str) -> int:
+        """Copies of each lower-quality packet that bring the subscriber's stream to about the higher rate."""
+        source = self.streams[subscriber]["program"].source
+        if source is None:
+            return 0
+        high, low = self.budgets.rate(source.removesuffix(LOW), "video"), self.budgets.rate(source, "video")
+        return max(1, min(MAX_PROBE_COPIES, round(high / low) - 1)) if high and low else 3
 
     def _apply_budgets(self) -> None:
         """Hold back or send again the program picture of subscribers with a budget."""

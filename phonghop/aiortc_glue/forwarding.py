@@ -156,6 +156,7 @@ class PacketSender:
         self.octets = 0
         self.retransmitted = 0
         self.keyframe_requests = 0
+        self.probe_copies = 0  # extra retransmitted copies of each packet: probes the link's capacity
         self.rtt: float | None = None  # seconds, from the subscriber's reports on this stream
         self.loss: float | None = None  # fraction the subscriber lost since its previous report
         self.reports = 0  # receiver reports on this stream so far
@@ -213,6 +214,8 @@ class PacketSender:
         if not wire.send_rtp(packet):
             return 0
         self._history[sequence_number % HISTORY] = packet
+        for _ in range(self.probe_copies):
+            self._resend(sequence_number)
         self.packets += 1
         self.octets += len(payload)
         self._last_timestamp = timestamp
@@ -260,10 +263,15 @@ class PacketSender:
                 self.rtt = rtt if self.rtt is None else RTT_SMOOTHING * self.rtt + (1 - RTT_SMOOTHING) * rtt
 
     def retransmit(self, sequence_number: int) -> None:
+        if self._resend(sequence_number):
+            self.retransmitted += 1
+
+    def _resend(self, sequence_number: int) -> bool:
+        """One more copy of a packet sent lately, as RTX when negotiated (receivers drop duplicates)."""
         packet = self._history[sequence_number % HISTORY]
         wire = self.wire
         if packet is None or wire is None or unpack_from("!H", packet, 2)[0] != sequence_number:
-            return
+            return False
         if self._rtx is not None:
             rtx_type, rtx_ssrc = self._rtx
             header = 8 + len(self._header_tail)
@@ -281,8 +289,7 @@ class PacketSender:
                 + packet[header:]
             )
             self._rtx_seq = uint16_add(self._rtx_seq, 1)
-        if wire.send_rtp(packet):
-            self.retransmitted += 1
+        return bool(wire.send_rtp(packet))
 
 
 class Inbound:
