@@ -43,6 +43,9 @@ class Media(BaseModel):
     opus_bitrate: int = Field(default=24_000, ge=6_000, le=128_000)
     opus_fec: bool = True
     opus_expected_loss: int = Field(default=5, ge=0, le=50)
+    # The most the room's link carries towards it (kbit/s; a room known to be on 3G): the coordinator
+    # sends it the lower quality of the picture while the higher one and the sound would not fit.
+    receive_kbps: int | None = Field(default=None, ge=64, le=1_000_000)
     # The picture is also sent in a lower quality, which the coordinator gives to rooms on weak links.
     two_qualities: bool = True
     low_width: int = Field(default=320, ge=64, le=1280, multiple_of=2)

@@ -95,7 +95,12 @@ class ControlClient:
         if self.media is not None:
             self.media.on_reconnect()  # before anything can be sent on this session
         await websocket.send(
-            Hello(version=__version__, capabilities=["control"], devices=self.devices()).model_dump_json()
+            Hello(
+                version=__version__,
+                capabilities=["control"],
+                devices=self.devices(),
+                receive_kbps=self.config.media.receive_kbps,
+            ).model_dump_json()
         )
         heartbeats = asyncio.create_task(
             send_heartbeats(

@@ -438,3 +438,30 @@ async def test_a_room_on_a_lossy_link_gets_the_lower_quality_and_comes_back() ->
         await router.close()
         for agent in agents.values():
             await agent.close()
+
+
+async def test_a_room_with_a_cap_gets_the_lower_quality_from_its_first_picture() -> None:
+    """A room whose hello states 400 kbit/s never gets the chair's 500 kbit/s picture: its first picture is
+    the lower quality, and it stays there once the rates are measured; without the cap it gets the higher."""
+    sources = {room: TestSource(room, low=LOW) for room in ("ubnd", "tdp-01")}
+    router = MeetingRouter(occurrence=9, chair="ubnd", mode="presentation", counters=MediaCounters())
+    agents = {"ubnd": await _join(router, "ubnd", sources["ubnd"])}
+    widths: list[int] = []
+    capped = agents["tdp-01"] = MediaPeer(
+        router.occurrence, sources["tdp-01"], decode=True, sinks=Sinks(video=[lambda _s, f: widths.append(f.width)])
+    )
+    try:
+        answer = await router.add("tdp-01", await capped.offer())
+        router.set_budget("tdp-01", 400)
+        await capped.accept(answer)
+        await until(lambda: len(widths) > 30, 20, "pictures at the capped room")
+        assert set(widths) == {320}
+        await asyncio.sleep(3)  # the rates measured: the higher picture and the sound do not fit
+        assert set(widths) == {320}
+        assert "vượt hạn mức 400 kbit/s" in router.qualities.choices["tdp-01"].reason
+        router.set_budget("tdp-01", None)
+        await until(lambda: widths[-1] == 640, 10, "the higher quality without the cap")
+    finally:
+        await router.close()
+        for agent in agents.values():
+            await agent.close()

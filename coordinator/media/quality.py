@@ -29,6 +29,7 @@ class Choice:
     wait: float = UP_AFTER
     went_up_at: float | None = None
     probing_since: float | None = None
+    capped: bool = False  # held on the lower quality by the subscriber's stated cap
     last_report: int = 0
 
 
@@ -43,6 +44,19 @@ class Qualities:
     def forget(self, subscriber: str) -> None:
         self.choices.pop(subscriber, None)
 
+    def cap(self, subscriber: str, reason: str | None) -> bool:
+        """Hold the subscriber on the lower quality because of its cap (``reason``), or let it go (None);
+        True if its quality changed."""
+        choice = self.choices.setdefault(subscriber, Choice())
+        if reason is not None:
+            changed = not choice.low
+            choice.low, choice.capped, choice.reason, choice.probing_since = True, True, reason, None
+            return changed
+        if not choice.capped:
+            return False
+        choice.capped, choice.low, choice.reason = False, False, ""
+        return True
+
     def observe(self, subscriber: str, report: int, loss: float | None, now: float) -> bool:
         """The subscriber's receiver report number ``report`` said ``loss``; True if its quality changed."""
         choice = self.choices.setdefault(subscriber, Choice())
@@ -50,6 +64,8 @@ class Qualities:
             return False
         choice.last_report = report
         lossy = loss >= DOWN_LOSS
+        if choice.capped:
+            return False
         if not choice.low:
             choice.lossy = choice.lossy + 1 if lossy else 0
             if choice.lossy < LOSSY_REPORTS:

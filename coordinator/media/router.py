@@ -19,7 +19,7 @@ from functools import partial
 
 from aiortc.rtp import RtpPacket
 
-from coordinator.media.budget import WIRE_OVERHEAD, ReceiveBudgets
+from coordinator.media.budget import RESUME_BELOW, WIRE_OVERHEAD, ReceiveBudgets
 from coordinator.media.peer import LOW, VIEWER_LAYOUT, Layout, RoomPeer, low_of, sending_layout
 from coordinator.media.policy import Slots, slots_for, talker
 from coordinator.media.quality import Qualities
@@ -257,8 +257,12 @@ class MeetingRouter:
             self.reroute()
 
     def set_budget(self, room: str, kbps: int | None) -> None:
-        """The most ``room``'s link takes (its hello said so); None: no limit."""
+        """The most ``room``'s link takes (its hello said so); None: no limit. A room with a cap gets the
+        lower quality from its first picture, until the higher one is measured to fit."""
         self.budgets.set_cap(room, kbps)
+        reason = f"hạn mức {kbps} kbit/s" if kbps is not None else None
+        if self.qualities.cap(room, reason):
+            self.reroute()
 
     def set_muted(self, room: str, muted: bool) -> None:
         if muted:
@@ -387,7 +391,7 @@ class MeetingRouter:
             sender = peer.senders.get("program")
             if sender is None:
                 continue
-            if self.qualities.observe(name, sender.reports, sender.loss, now):
+            if self.qualities.observe(name, sender.reports, sender.loss, now) or self._within_cap(name):
                 changed.append(name)
             choice = self.qualities.choices[name]
             sender.probe_copies = self._probe_copies(name) if choice.probing_since is not None else 0
@@ -404,6 +408,20 @@ class MeetingRouter:
             if self._on_quality is not None:
                 self._on_quality(name, choice.low, choice.reason)
 
+    def _within_cap(self, subscriber: str) -> bool:
+        """A capped subscriber gets the higher quality once it fits the cap with room to spare, and the
+        lower again when it does not; True if that changed."""
+        cap, wanted = self.budgets.caps.get(subscriber), self._wanted.get(subscriber)
+        if cap is None or wanted is None or wanted.program is None:
+            return False
+        rate = self.budgets.rate
+        need = rate(wanted.program, "video") + rate(wanted.chair_audio, "audio") + rate(wanted.floor_audio, "audio")
+        if not need:
+            return False  # nothing measured yet
+        fits = need <= RESUME_BELOW * cap
+        reason = None if fits else f"hình và tiếng {need / 1000:.0f} kbit/s vượt hạn mức {cap / 1000:.0f} kbit/s"
+        return self.qualities.cap(subscriber, reason)
+
     def _probe_copies(self, subscriber: str) -> int:
         """Copies of each lower-quality packet that bring the subscriber's stream to about the higher rate."""
         source = self.streams[subscriber]["program"].source
@@ -412,11 +430,19 @@ class MeetingRouter:
         high, low = self.budgets.rate(source.removesuffix(LOW), "video"), self.budgets.rate(source, "video")
         return max(1, min(MAX_PROBE_COPIES, round(high / low) - 1)) if high and low else 3
 
+    def _shown(self, subscriber: str) -> Slots:
+        """The slots a subscriber wants, its program in the quality it gets."""
+        slots = self._wanted[subscriber]
+        peer = self.peers.get(slots.program or "")
+        if peer is not None and peer.layered and self.qualities.is_low(subscriber):
+            return replace(slots, program=low_of(slots.program or ""))
+        return slots
+
     def _apply_budgets(self) -> None:
         """Hold back or send again the program picture of subscribers with a budget."""
         budgets = self.budgets
         budgets.sample(self._wire, time.monotonic())
-        changed = [room for room in budgets.caps if room in self._wanted and budgets.decide(room, self._wanted[room])]
+        changed = [room for room in budgets.caps if room in self._wanted and budgets.decide(room, self._shown(room))]
         if not changed:
             return
         self.reroute()
