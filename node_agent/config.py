@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from node_agent.encoding import Voice
 from phonghop.dialing import control_url
 from phonghop.identity import ROOM_ID_HINT, is_valid_room_id
 from phonghop.protocol import DeviceName
@@ -16,6 +16,16 @@ from phonghop.protocol import DeviceName
 
 class ConfigError(Exception):
     """The config cannot be used; the message says which key and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """How a room's sound is encoded: Opus, one channel, at a voice's bitrate (aiortc's default is 96 kbit/s
+    stereo), with in-band FEC so that a lost packet is mostly rebuilt from the next one."""
+
+    bitrate: int = 24_000
+    fec: bool = True
+    expected_loss: int = 5  # percent of packets the FEC is sized for
 
 
 class TestSource(BaseModel):

@@ -11,13 +11,14 @@ import fractions
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import av
 import numpy as np
 from aiortc.codecs.opus import OpusEncoder
 from numpy.typing import NDArray
+
+from node_agent.config import Voice
 
 VIDEO_CLOCK = 90000
 AUDIO_RATE = 48000
@@ -33,16 +34,6 @@ class PausableTrack(Protocol):
 
 
 TrackT = TypeVar("TrackT", bound=PausableTrack)
-
-
-@dataclass(frozen=True)
-class Voice:
-    """How a room's sound is encoded: Opus, one channel, at a voice's bitrate (aiortc's default is 96 kbit/s
-    stereo), with in-band FEC so that a lost packet is mostly rebuilt from the next one."""
-
-    bitrate: int = 24_000
-    fec: bool = True
-    expected_loss: int = 5  # percent of packets the FEC is sized for
 
 
 def voice_codec(voice: Voice) -> av.AudioCodecContext:

@@ -24,7 +24,8 @@ from aiortc.rtp import RtpPacket
 from av import AudioFrame, VideoFrame
 from pydantic import BaseModel
 
-from node_agent.encoding import PausableTrack, Voice, VoiceOpusEncoder
+from node_agent.config import Voice
+from node_agent.encoding import PausableTrack, VoiceOpusEncoder
 from node_agent.room import Room
 from node_agent.sources import LowerPicture
 from phonghop.aiortc_glue.rtcp import TrackReports

@@ -26,7 +26,7 @@ from av import AudioFrame, VideoFrame
 from av.frame import Frame
 from av.packet import Packet
 
-from node_agent.config import AgentConfig
+from node_agent.config import AgentConfig, Voice
 from node_agent.devices import DeviceError
 from node_agent.encoding import (
     AUDIO_FRAME,
@@ -35,7 +35,6 @@ from node_agent.encoding import (
     SPEAKING_DBOV,
     VIDEO_CLOCK,
     TrackPair,
-    Voice,
     encode_opus_tone,
     encode_vp8,
     pace,
