@@ -31,6 +31,7 @@ from node_agent.sources import LowerPicture
 from phonghop.aiortc_glue.rtcp import TrackReports
 from phonghop.aiortc_glue.tracks import (
     FixedRateVp8Encoder,
+    decode_from_keyframes,
     force_keyframe,
     on_keyframe_request,
     set_sending,
@@ -176,6 +177,8 @@ class MediaPeer:
         name = self._slot_of(receiver)
         slot = self.slots.setdefault(name, SlotState())
         if self.decode:
+            if track.kind == "video":
+                decode_from_keyframes(receiver)
             reader = self._read_video if track.kind == "video" else self._read_audio
             self._tasks.append(asyncio.create_task(reader(track, slot, name), name=f"read-{name}"))
         else:

@@ -12,7 +12,7 @@ from coordinator.media.policy import Slots, slots_for, talker
 from coordinator.media.rewriter import SlotStream
 from coordinator.media.router import KeyframeGate
 from coordinator.media.speaker import HOLD_SECONDS, ActiveSpeaker
-from coordinator.media.vp8 import inspect
+from phonghop.vp8 import inspect
 
 
 def _vp8(picture_id: int, start: bool, keyframe: bool) -> bytes:

@@ -3,9 +3,10 @@
 A room that publishes sends its picture twice, in a higher and a lower quality. For each subscriber the
 router reads what its receiver reports of the program stream (the share lost since its previous report)
 and, with hysteresis, moves it to the lower quality after two lossy reports in a row. After a quiet
-while it probes: for ``PROBE_SECONDS`` the subscriber's stream is padded with retransmitted copies up to
-about the higher quality's rate, which costs a thin link a few recoverable losses rather than a broken
-picture. A probe without loss moves it up; a lossy one doubles the next wait, up to ``UP_LONGEST``.
+while it probes: for ``PROBE_SECONDS`` and at least ``PROBE_REPORTS`` reports the subscriber's stream is
+padded with retransmitted copies a little over the higher quality's rate, which costs a thin link a few
+recoverable losses rather than a broken picture. A probe without loss moves it up; a lossy one doubles
+the next wait, up to ``UP_LONGEST``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ LOSSY_REPORTS = 2  # lossy reports in a row that move a subscriber down
 UP_AFTER = 6.0  # seconds without a lossy report before probing for the higher quality
 UP_LONGEST = 24.0
 PROBE_SECONDS = 2.0
+PROBE_REPORTS = 2  # clean reports in a probe: the first may cover mostly the time before it
 FAILED_TRY = 10.0  # down again this soon after going up: the try failed
 
 
@@ -29,6 +31,7 @@ class Choice:
     wait: float = UP_AFTER
     went_up_at: float | None = None
     probing_since: float | None = None
+    probe_reports: int = 0
     capped: bool = False  # held on the lower quality by the subscriber's stated cap
     last_report: int = 0
 
@@ -82,9 +85,10 @@ class Qualities:
             return False
         if choice.probing_since is None:
             if now - choice.quiet_since >= choice.wait:
-                choice.probing_since = now
+                choice.probing_since, choice.probe_reports = now, 0
             return False
-        if now - choice.probing_since < PROBE_SECONDS:
+        choice.probe_reports += 1
+        if now - choice.probing_since < PROBE_SECONDS or choice.probe_reports < PROBE_REPORTS:
             return False
         choice.low, choice.reason, choice.went_up_at, choice.probing_since = False, "", now, None
         return True

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from aiortc.rtp import RtpPacket
 
-from coordinator.media.vp8 import Vp8Info, with_picture_id
+from phonghop.vp8 import Vp8Info, with_picture_id
 
 SendPacket = Callable[[int, int, int, bytes], int]  # sequence number, timestamp, marker, payload -> bytes sent
 # A packet this many sequence numbers behind the source's newest is dropped (about half a minute of video, more

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -26,12 +27,13 @@ from coordinator.media.quality import Qualities
 from coordinator.media.relay import Relay
 from coordinator.media.rewriter import SendPacket, SlotStream
 from coordinator.media.speaker import ActiveSpeaker
-from coordinator.media.vp8 import inspect
+from phonghop.vp8 import inspect
 
 log = logging.getLogger(__name__)
 
 KEYFRAME_INTERVAL = 1.0
-MAX_PROBE_COPIES = 6
+MAX_PROBE_COPIES = 8
+PROBE_MARGIN = 1.2
 PublishHandler = Callable[[str, bool, bool], None]
 PictureHandler = Callable[[str, bool, str], None]  # subscriber, picture sent, why
 QualityHandler = Callable[[str, bool, str], None]  # subscriber, on the lower quality, why
@@ -391,7 +393,9 @@ class MeetingRouter:
             sender = peer.senders.get("program")
             if sender is None:
                 continue
-            if self.qualities.observe(name, sender.reports, sender.loss, now) or self._within_cap(name):
+            # A probe's copies go as retransmissions: the link that drops them is too thin for the higher rate.
+            loss = None if sender.loss is None else max(sender.loss, sender.rtx_loss)
+            if self.qualities.observe(name, sender.reports, loss, now) or self._within_cap(name):
                 changed.append(name)
             choice = self.qualities.choices[name]
             sender.probe_copies = self._probe_copies(name) if choice.probing_since is not None else 0
@@ -423,12 +427,13 @@ class MeetingRouter:
         return self.qualities.cap(subscriber, reason)
 
     def _probe_copies(self, subscriber: str) -> int:
-        """Copies of each lower-quality packet that bring the subscriber's stream to about the higher rate."""
+        """Copies of each lower-quality packet that bring the subscriber's stream a fifth over the higher rate:
+        a link that carries the probe carries the higher quality with room to spare."""
         source = self.streams[subscriber]["program"].source
         if source is None:
             return 0
         high, low = self.budgets.rate(source.removesuffix(LOW), "video"), self.budgets.rate(source, "video")
-        return max(1, min(MAX_PROBE_COPIES, round(high / low) - 1)) if high and low else 3
+        return max(1, min(MAX_PROBE_COPIES, math.ceil(PROBE_MARGIN * high / low) - 1)) if high and low else 4
 
     def _shown(self, subscriber: str) -> Slots:
         """The slots a subscriber wants, its program in the quality it gets."""

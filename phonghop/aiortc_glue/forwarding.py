@@ -159,6 +159,7 @@ class PacketSender:
         self.probe_copies = 0  # extra retransmitted copies of each packet: probes the link's capacity
         self.rtt: float | None = None  # seconds, from the subscriber's reports on this stream
         self.loss: float | None = None  # fraction the subscriber lost since its previous report
+        self.rtx_loss = 0.0  # the same for the retransmissions (and a probe's copies)
         self.reports = 0  # receiver reports on this stream so far
         self.remb: int | None = None  # bit/s the subscriber estimates its link carries
         self.wire: Wire | None = None
@@ -242,6 +243,8 @@ class PacketSender:
             for report in packet.reports:
                 if report.ssrc == self.ssrc:
                     self._on_report(report)
+                elif self._rtx is not None and report.ssrc == self._rtx[1]:
+                    self.rtx_loss = report.fraction_lost / 256
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             for seq in packet.lost:
                 self.retransmit(seq)
