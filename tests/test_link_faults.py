@@ -175,6 +175,7 @@ def test_a_thin_downlink_gets_the_lower_quality_and_the_higher_again(commune: Co
             assert commune.decoded()["width"] == 320  # the new speaker's lower quality, not a frozen frame
             assert _frame_rate(commune, 2.0) >= 12
             api.delete(f"/api/v1/meetings/{commune.meeting}/floor").raise_for_status()
+            wait_for(lambda: commune.program() == "ubnd", 10, "the chair's picture again")
     finally:
         commune.link.heal()
     healed, programs = time.monotonic(), []

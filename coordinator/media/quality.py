@@ -16,7 +16,7 @@ from dataclasses import dataclass
 DOWN_LOSS = 0.03  # a report with this share lost counts as lossy
 LOSSY_REPORTS = 2  # lossy reports in a row that move a subscriber down
 UP_AFTER = 6.0  # seconds without a lossy report before probing for the higher quality
-UP_LONGEST = 24.0
+UP_LONGEST = 8.0  # a failed probe costs its copies, not the picture: probing stays frequent
 PROBE_SECONDS = 2.0
 PROBE_REPORTS = 2  # clean reports in a probe: the first may cover mostly the time before it
 FAILED_TRY = 10.0  # down again this soon after going up: the try failed
