@@ -52,6 +52,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=10)
     parser.add_argument("--no-tv", dest="tv", action="store_false", help="a simulated room: no decoding, no TV")
     parser.add_argument("--idle", action="store_true", help="no meeting: the idle screen only")
+    parser.add_argument(
+        "--one-quality", dest="two_qualities", action="store_false", help="send the picture in one quality only"
+    )
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="phonghop-agent-load-"))
@@ -66,8 +69,9 @@ def main() -> None:
             f"camera_fps = {args.fps}\n"
         )
         env = {}
+        extra += f"[media]\ndecode = {str(args.tv).lower()}\ntwo_qualities = {str(args.two_qualities).lower()}\n"
         if args.tv:
-            extra += "[media]\ndecode = true\n[display]\nenabled = true\nfullscreen = false\n"
+            extra += "[display]\nenabled = true\nfullscreen = false\n"
             env["SDL_VIDEODRIVER"] = "dummy"
         room = Agent(
             coordinator, "tdp-01", coordinator.enroll("tdp-01"), folder / "tdp-01", extra, free_port(), env
@@ -112,6 +116,7 @@ def main() -> None:
                 {
                     "send": f"{args.width}x{args.height}@{args.fps}",
                     "tv": args.tv,
+                    "qualities": 2 if args.two_qualities else 1,
                     "meeting": not args.idle,
                     "cpu_percent": round(cpu * 100, 1),
                     "rss_mib_peak": round(peak, 1),

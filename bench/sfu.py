@@ -167,11 +167,11 @@ class Counts:
 
 
 class Room:
-    def __init__(self, name: str, publish: bool, aiortc_rtcp: bool) -> None:
+    def __init__(self, name: str, publish: bool, aiortc_rtcp: bool, two_qualities: bool = False) -> None:
         from node_agent.testsource import TestSource
 
         self.name = name
-        self.source = TestSource(name) if publish else None
+        self.source = TestSource(name, low=(320, 180, 150_000) if two_qualities else None) if publish else None
         self.counts: dict[int, Counts] = {}
         self.aiortc_rtcp = aiortc_rtcp  # report as aiortc does: a loop per sender and receiver
 
@@ -192,6 +192,9 @@ class Room:
             video = pc.addTransceiver(_Silent("video"), direction="sendrecv")
             pc.addTransceiver(_Silent("audio"), direction="sendrecv")
         pc.addTransceiver("audio", direction="recvonly")
+        if self.source is not None and self.source.low is not None:
+            low = pc.addTransceiver(self.source.low, direction="sendonly")
+            on_keyframe_request(low.sender, self.source.request_low_keyframe)
         from aiortc import RTCRtpSender
 
         video.setCodecPreferences(
@@ -226,10 +229,16 @@ class Room:
 
 
 async def load(
-    base: str, rooms: int, subscribers: int, seconds: float, router_pid: int, aiortc_rtcp: bool
+    base: str,
+    rooms: int,
+    subscribers: int,
+    seconds: float,
+    router_pid: int,
+    aiortc_rtcp: bool,
+    two_qualities: bool = False,
 ) -> dict[str, Any]:
     names = [f"room-{i:03d}" for i in range(subscribers)]
-    members = [Room(name, i < rooms, aiortc_rtcp) for i, name in enumerate(names)]
+    members = [Room(name, i < rooms, aiortc_rtcp, two_qualities) for i, name in enumerate(names)]
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         for member in members:
             await member.join(client)
@@ -298,6 +307,7 @@ def main() -> None:
     parser.add_argument(
         "--aiortc-rtcp", action="store_true", help="rooms report as aiortc does (before the agent's one report a peer)"
     )
+    parser.add_argument("--two-qualities", action="store_true", help="publishers send a lower quality too")
     args = parser.parse_args()
     if args.role == "router":
         run_router(args.mode, args.port, args.code)
@@ -311,11 +321,24 @@ def main() -> None:
                 args.seconds,
                 proc.pid,
                 args.aiortc_rtcp,
+                args.two_qualities,
             )
         )
     mode = args.mode if args.code is None else f"{args.mode} from {args.code}"
     rtcp = "aiortc" if args.aiortc_rtcp else "one per peer"
-    print(json.dumps({"mode": mode, "rooms": args.rooms, "subscribers": args.subscribers, "room_rtcp": rtcp, **result}))
+    qualities = 2 if args.two_qualities else 1
+    print(
+        json.dumps(
+            {
+                "mode": mode,
+                "rooms": args.rooms,
+                "subscribers": args.subscribers,
+                "room_rtcp": rtcp,
+                "qualities": qualities,
+                **result,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

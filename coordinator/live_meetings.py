@@ -23,10 +23,10 @@ from pydantic import BaseModel
 
 from coordinator.attendance import AttendanceBook
 from coordinator.connections import Connection, PendingCommand
-from coordinator.media.peer import VIEWER_LAYOUT, OfferError, check_offer
+from coordinator.media.peer import VIEWER_LAYOUT, OfferError, check_offer, sending_layout
 from coordinator.media.router import MediaCounters, MeetingRouter
 from coordinator.models import Meeting, Occurrence, utcnow
-from coordinator.participants import CLOSE_MEETING_ENDED, RECORDER
+from coordinator.participants import CLOSE_MEETING_ENDED, RECORDER, kind_of
 from coordinator.ratelimit import TokenBuckets
 from coordinator.recording.recorder import Recorder
 from phonghop.protocol import (
@@ -40,6 +40,7 @@ from phonghop.protocol import (
     MeetingRef,
     Offer,
     ProgramPicture,
+    ProgramQuality,
     Publish,
     Welcome,
 )
@@ -209,7 +210,7 @@ class LiveMeetings:
                 message=f"room {room_id} is not in meeting occurrence {offer.occurrence}; offer after a join command",
             )
         try:
-            check_offer(offer.sdp)  # before the room's running peer is replaced
+            check_offer(offer.sdp, sending_layout(offer.sdp))  # before the room's running peer is replaced
         except OfferError as exc:
             return Error(code="bad_offer", message=str(exc))
         wait = self._offers.take(room_id)
@@ -287,6 +288,7 @@ class LiveMeetings:
                 self.media_counters,
                 self._tell_publish,
                 self._tell_picture,
+                self._tell_quality,
             ),
             groups=list(meeting.invited_groups),
         )
@@ -424,6 +426,10 @@ class LiveMeetings:
 
     def _tell_picture(self, room_id: str, sent: bool, reason: str) -> None:
         self._send_soon(room_id, ProgramPicture(sent=sent, reason=reason))
+
+    def _tell_quality(self, room_id: str, low: bool, reason: str) -> None:
+        if kind_of(room_id) == "room":
+            self._send_soon(room_id, ProgramQuality(low=low, reason=reason))
 
     async def _send(self, participant: str, message: BaseModel) -> bool:
         """To a room's agent, or a guest's page."""

@@ -7,6 +7,7 @@ removed room simply disappears from the next scrape.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, ProcessCollector
@@ -16,6 +17,7 @@ from prometheus_client.registry import Collector
 from coordinator import heap
 from coordinator.connections import Connections
 from coordinator.live_meetings import LiveMeetings
+from coordinator.media.peer import LOW
 from coordinator.participants import kind_of
 from coordinator.readiness_store import ReadinessStore
 from coordinator.registry import Registry
@@ -171,14 +173,17 @@ class StateCollector(Collector):
         )
         guest_bytes: dict[tuple[str, str], float] = {}
         viewed = 0.0  # the recorder's bytes are phonghop_recording_bytes
+        room_bytes: dict[tuple[str, str, str], float] = defaultdict(float)  # a room's two pictures as one
         for (participant, direction, kind), value in sorted(counters.bytes.items()):
             who = kind_of(participant)
             if who == "room":
-                media_bytes.add_metric([participant, direction, kind], float(value))
+                room_bytes[(participant.removesuffix(LOW), direction, kind)] += value
             elif who == "guest":  # one series for all guests: their ids come and go with invitations
                 guest_bytes[(direction, kind)] = guest_bytes.get((direction, kind), 0.0) + value
             elif who == "viewer":
                 viewed += value
+        for (room_id, direction, kind), total in sorted(room_bytes.items()):
+            media_bytes.add_metric([room_id, direction, kind], total)
         guest_media = CounterMetricFamily(
             "phonghop_guest_rtp_bytes",
             "Media payload bytes of all guests, per direction and kind",
@@ -191,10 +196,24 @@ class StateCollector(Collector):
         keyframes = CounterMetricFamily(
             "phonghop_keyframe_requests", "Keyframe requests to a publishing room", labels=["room"]
         )
-        for room_id, value in sorted(counters.keyframe_requests.items()):
-            if kind_of(room_id) != "room":
-                continue
-            keyframes.add_metric([room_id], float(value))
+        requests: dict[str, float] = defaultdict(float)
+        for source, value in counters.keyframe_requests.items():
+            if kind_of(source) == "room":
+                requests[source.removesuffix(LOW)] += value
+        for room_id, total in sorted(requests.items()):
+            keyframes.add_metric([room_id], total)
+        program_quality = GaugeMetricFamily(
+            "phonghop_room_program_quality",
+            "1 for the quality of the program picture the room receives now: high, or low while its link "
+            "loses the high one's packets",
+            labels=["room", "quality"],
+        )
+        for meeting in live.meetings.values():
+            for room_id in sorted(meeting.router.peers):
+                if kind_of(room_id) == "room":
+                    low = meeting.router.qualities.is_low(room_id)
+                    program_quality.add_metric([room_id, "low"], 1.0 if low else 0.0)
+                    program_quality.add_metric([room_id, "high"], 0.0 if low else 1.0)
         held = GaugeMetricFamily(
             "phonghop_program_picture_held",
             "1 while a participant's program picture is held back: with its sound it exceeds the budget the "
@@ -210,7 +229,19 @@ class StateCollector(Collector):
             "phonghop_live_view_bytes", "Media payload bytes sent to web pages watching a meeting"
         )
         viewer_bytes.add_metric([], viewed)
-        yield from (rtt, loss, jitter, media_bytes, guest_media, forwarded, keyframes, held, viewers, viewer_bytes)
+        yield from (
+            rtt,
+            loss,
+            jitter,
+            media_bytes,
+            guest_media,
+            forwarded,
+            keyframes,
+            program_quality,
+            held,
+            viewers,
+            viewer_bytes,
+        )
 
 
 class ReadinessCollector(Collector):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from node_agent.encoding import Voice
 from phonghop.dialing import control_url
 from phonghop.identity import ROOM_ID_HINT, is_valid_room_id
 from phonghop.protocol import DeviceName
@@ -16,6 +16,16 @@ from phonghop.protocol import DeviceName
 
 class ConfigError(Exception):
     """The config cannot be used; the message says which key and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """How a room's sound is encoded: Opus, one channel, at a voice's bitrate (aiortc's default is 96 kbit/s
+    stereo), with in-band FEC so that a lost packet is mostly rebuilt from the next one."""
+
+    bitrate: int = 24_000
+    fec: bool = True
+    expected_loss: int = 5  # percent of packets the FEC is sized for
 
 
 class TestSource(BaseModel):
@@ -43,6 +53,14 @@ class Media(BaseModel):
     opus_bitrate: int = Field(default=24_000, ge=6_000, le=128_000)
     opus_fec: bool = True
     opus_expected_loss: int = Field(default=5, ge=0, le=50)
+    # The most the room's link carries towards it (kbit/s; a room known to be on 3G): the coordinator
+    # sends it the lower quality of the picture while the higher one and the sound would not fit.
+    receive_kbps: int | None = Field(default=None, ge=64, le=1_000_000)
+    # The picture is also sent in a lower quality, which the coordinator gives to rooms on weak links.
+    two_qualities: bool = True
+    low_width: int = Field(default=320, ge=64, le=1280, multiple_of=2)
+    low_height: int = Field(default=180, ge=64, le=720, multiple_of=2)
+    low_bitrate: int = Field(default=150_000, ge=30_000, le=1_000_000)
 
     @property
     def voice(self) -> Voice:

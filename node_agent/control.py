@@ -35,6 +35,7 @@ from phonghop.protocol import (
     Heartbeat,
     Hello,
     ProgramPicture,
+    ProgramQuality,
     Publish,
     Welcome,
 )
@@ -94,7 +95,12 @@ class ControlClient:
         if self.media is not None:
             self.media.on_reconnect()  # before anything can be sent on this session
         await websocket.send(
-            Hello(version=__version__, capabilities=["control"], devices=self.devices()).model_dump_json()
+            Hello(
+                version=__version__,
+                capabilities=["control"],
+                devices=self.devices(),
+                receive_kbps=self.config.media.receive_kbps,
+            ).model_dump_json()
         )
         heartbeats = asyncio.create_task(
             send_heartbeats(
@@ -155,6 +161,9 @@ class ControlClient:
             log.info(
                 "coordinator %s the program picture (%s)", "sends" if message.sent else "holds back", message.reason
             )
+        elif isinstance(message, ProgramQuality):
+            self.room.weak_link = message.reason or "mạng yếu" if message.low else None
+            log.info("program picture in the %s quality (%s)", "lower" if message.low else "higher", message.reason)
         else:
             log.warning("coordinator reports an error (%s): %s", message.code, message.message)
             if message.code == "bad_offer" and self.media is not None:

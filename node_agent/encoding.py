@@ -11,13 +11,14 @@ import fractions
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import av
 import numpy as np
 from aiortc.codecs.opus import OpusEncoder
 from numpy.typing import NDArray
+
+from node_agent.config import Voice
 
 VIDEO_CLOCK = 90000
 AUDIO_RATE = 48000
@@ -33,16 +34,6 @@ class PausableTrack(Protocol):
 
 
 TrackT = TypeVar("TrackT", bound=PausableTrack)
-
-
-@dataclass(frozen=True)
-class Voice:
-    """How a room's sound is encoded: Opus, one channel, at a voice's bitrate (aiortc's default is 96 kbit/s
-    stereo), with in-band FEC so that a lost packet is mostly rebuilt from the next one."""
-
-    bitrate: int = 24_000
-    fec: bool = True
-    expected_loss: int = 5  # percent of packets the FEC is sized for
 
 
 def voice_codec(voice: Voice) -> av.AudioCodecContext:
@@ -73,17 +64,24 @@ class VoiceOpusEncoder(OpusEncoder):
 class TrackPair(Generic[TrackT]):
     """A room's picture and sound as two paced tracks, paused and restarted together by the router's wishes."""
 
-    def __init__(self, video: TrackT, audio: TrackT, voice: Voice) -> None:
+    def __init__(self, video: TrackT, audio: TrackT, voice: Voice, low: PausableTrack | None = None) -> None:
         self.video = video
         self.audio = audio
         self.voice = voice  # how raw sound is encoded (looped sound was encoded so already)
+        self.low = low  # the picture in a lower quality too, for subscribers on weak links
 
     def request_keyframe(self) -> None:
         self.video.request_keyframe()
 
+    def request_low_keyframe(self) -> None:
+        if self.low is not None:
+            self.low.request_keyframe()
+
     def pause(self, video: bool, audio: bool) -> None:
         self.video.pause(video)
         self.audio.pause(audio)
+        if self.low is not None:
+            self.low.pause(video)
 
 
 def encode_vp8(pictures: Iterable[NDArray[Any]], width: int, height: int, fps: int, bitrate: int) -> list[bytes]:

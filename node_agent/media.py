@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from aiortc import RTCRtpReceiver, RTCSessionDescription
@@ -23,10 +24,14 @@ from aiortc.rtp import RtpPacket
 from av import AudioFrame, VideoFrame
 from pydantic import BaseModel
 
-from node_agent.encoding import Voice, VoiceOpusEncoder
+from node_agent.config import Voice
+from node_agent.encoding import PausableTrack, VoiceOpusEncoder
 from node_agent.room import Room
+from node_agent.sources import LowerPicture
 from phonghop.aiortc_glue.rtcp import TrackReports
 from phonghop.aiortc_glue.tracks import (
+    FixedRateVp8Encoder,
+    decode_from_keyframes,
     force_keyframe,
     on_keyframe_request,
     set_sending,
@@ -68,6 +73,8 @@ class Source(Protocol):
 
     def request_keyframe(self) -> None: ...
 
+    def request_low_keyframe(self) -> None: ...
+
     def pause(self, video: bool, audio: bool) -> None: ...
 
     def use_encoder(self, keyframe: Callable[[], None]) -> None:
@@ -75,6 +82,11 @@ class Source(Protocol):
         ...
 
     def audio_level(self) -> int: ...
+
+    @property
+    def low(self) -> PausableTrack | None:
+        """The picture in a lower quality, sent on a fourth m-line for subscribers on weak links."""
+        ...
 
     @property
     def voice(self) -> Voice:
@@ -113,6 +125,16 @@ class MediaPeer:
         self.source = source
         self.sending_video = True
         self.pc.addTransceiver("audio", direction="recvonly")
+        self.low_sender = None
+        if source.low is not None:
+            assert isinstance(source.low, MediaStreamTrack)
+            low = self.pc.addTransceiver(source.low, direction="sendonly")
+            prefer(low, "video", "video/VP8")
+            on_keyframe_request(low.sender, source.request_low_keyframe)
+            self.low_sender = low.sender
+            if isinstance(source.low, LowerPicture):  # raw pictures are encoded at the lower quality's rate
+                use_encoder(low.sender, FixedRateVp8Encoder(source.low.bitrate))
+                source.low.encoder_keyframe = partial(force_keyframe, low.sender)
         prefer(video, "video", "video/VP8")
         on_keyframe_request(video.sender, source.request_keyframe)
         sender = video.sender
@@ -127,6 +149,8 @@ class MediaPeer:
             self.source.request_keyframe()  # start again with a whole picture
         self.sending_video = video
         set_sending(self.video_sender, video)
+        if self.low_sender is not None:
+            set_sending(self.low_sender, video)
         set_sending(self.audio_sender, audio)
         self.source.pause(not video, not audio)
 
@@ -153,6 +177,8 @@ class MediaPeer:
         name = self._slot_of(receiver)
         slot = self.slots.setdefault(name, SlotState())
         if self.decode:
+            if track.kind == "video":
+                decode_from_keyframes(receiver)
             reader = self._read_video if track.kind == "video" else self._read_audio
             self._tasks.append(asyncio.create_task(reader(track, slot, name), name=f"read-{name}"))
         else:

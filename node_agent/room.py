@@ -25,6 +25,7 @@ class Room:
         self.floor: str | None = None
         self.connected = False
         self.hand_raised = False
+        self.weak_link: str | None = None  # why the router sends the lower quality of the program, if it does
 
     async def join(self, meeting: MeetingRef) -> None:
         if self.meeting is not None and self.meeting.occurrence == meeting.occurrence:
@@ -36,6 +37,7 @@ class Room:
         set_meeting(meeting.id)
         self.floor = None
         self.hand_raised = False
+        self.weak_link = None
         log.info("joined meeting %s (%s), chaired by %s", meeting.id, meeting.title, meeting.chair)
 
     async def leave(self) -> None:
@@ -45,6 +47,7 @@ class Room:
         set_meeting(None)
         self.floor = None
         self.hand_raised = False
+        self.weak_link = None
 
     def set_floor(self, meeting_id: int, room: str | None) -> None:
         if self.meeting is None or self.meeting.id != meeting_id:
@@ -61,4 +64,5 @@ class Room:
             "meeting": self.meeting.model_dump() if self.meeting else None,
             "floor": self.floor,
             "hand_raised": self.hand_raised,
+            "weak_link": self.weak_link,
         }

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import av
 from aiortc import MediaStreamTrack
+from av import VideoFrame
 from av.frame import Frame
 from av.packet import Packet
 
@@ -51,6 +52,10 @@ class Input(Protocol):
 
     def keyframe(self) -> bool:
         """Start again at a keyframe; False when it cannot (raw pictures: the encoder has to make one)."""
+        ...
+
+    def lower(self) -> Packet[Any] | None:
+        """The item last read, in the lower quality, when it comes pre-encoded in two (test loops)."""
         ...
 
     def level(self) -> int | None:
@@ -93,11 +98,62 @@ class DeviceInput:
     def keyframe(self) -> bool:
         return False
 
+    def lower(self) -> None:
+        return None
+
     def level(self) -> int | None:
         return None
 
     def close(self) -> None:
         self.device.close()
+
+
+class LowerPicture(MediaStreamTrack):
+    """The room's picture in the lower quality, fed by the camera's track as it hands out each picture:
+    a raw picture scaled down (the sender's encoder makes it small), or the same moment of a pre-encoded
+    loop in its lower encoding. It keeps at most two pictures: a slow sender skips, it never lags."""
+
+    kind = "video"
+
+    def __init__(self, width: int, height: int, bitrate: int, fallback: Callable[[], list[bytes]]) -> None:
+        super().__init__()
+        self.width, self.height, self.bitrate = width, height, bitrate
+        self._fallback_factory = fallback
+        self._fallback: list[bytes] | None = None
+        self._queue: asyncio.Queue[Packet[Any] | Frame] = asyncio.Queue(maxsize=2)
+        self.raw = False  # what came last: raw pictures (keyframes from the encoder) or packets
+        # Set by the media peer and the camera's track: how each kind of picture starts again at a keyframe.
+        self.encoder_keyframe: Callable[[], None] | None = None
+        self.packets_keyframe: Callable[[], None] | None = None
+
+    def offer(self, item: Packet[Any] | Frame, lower: Packet[Any] | None, fallback_index: int | None) -> None:
+        """The camera's track handed out ``item``; ``lower`` is its pre-encoded lower quality, if any, and
+        ``fallback_index`` its place in the slate's loop when it is the slate."""
+        picture: Packet[Any] | Frame | None = lower
+        if isinstance(item, VideoFrame):
+            picture = item.reformat(width=self.width, height=self.height)
+        elif fallback_index is not None:
+            if self._fallback is None:
+                self._fallback = self._fallback_factory()
+            picture = Packet(self._fallback[fallback_index % len(self._fallback)])
+        if picture is None:
+            return
+        self.raw = isinstance(picture, VideoFrame)
+        picture.pts, picture.time_base = item.pts, item.time_base
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(picture)
+
+    def pause(self, paused: bool) -> None:
+        """Paused with the camera's track, which then feeds nothing."""
+
+    def request_keyframe(self) -> None:
+        restart = self.encoder_keyframe if self.raw else self.packets_keyframe
+        if restart is not None:
+            restart()
+
+    async def recv(self) -> Packet[Any] | Frame:
+        return await self._queue.get()
 
 
 class FallbackTrack(MediaStreamTrack):
@@ -136,6 +192,7 @@ class FallbackTrack(MediaStreamTrack):
         self.problem: str | None = NOT_CHECKED
         # Set by the media peer: makes the sender's encoder start a keyframe (raw-frame inputs).
         self.encoder_keyframe: Callable[[], None] | None = None
+        self.lower: LowerPicture | None = None  # fed with each picture in the lower quality
 
     @property
     def ok(self) -> bool:
@@ -229,22 +286,27 @@ class FallbackTrack(MediaStreamTrack):
                 self._lost(str(exc))
             except Exception as exc:  # a driver error is a device error too; the meeting goes on
                 self._lost(f"{exc.__class__.__name__}: {exc}")
+        fallback_index = None
         if item is None:
             if current is not None and not current.paced:
                 self._start = await pace(self._start, self._sent, self._interval)
+            fallback_index = self._fallback_index
             item = await self._fallback_packet()
         item.pts = self._sent * self._step
         item.time_base = self._time_base
         self._sent += 1
+        if self.lower is not None:
+            lower = current.lower() if current is not None and fallback_index is None else None
+            self.lower.offer(item, lower, fallback_index)
         return item
 
 
-def _slate_packets(name: str, width: int, height: int, fps: int) -> list[bytes]:
+def _slate_packets(name: str, width: int, height: int, fps: int, bitrate: int = 200_000) -> list[bytes]:
     from node_agent.render import slate_picture
 
     rgb = slate_picture(width, height, name, SLATE_MESSAGE)
     yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
-    return encode_vp8([yuv] * fps, width, height, fps, 200_000)
+    return encode_vp8([yuv] * fps, width, height, fps, bitrate)
 
 
 class RoomSource(TrackPair["FallbackTrack"]):
@@ -289,7 +351,17 @@ class RoomSource(TrackPair["FallbackTrack"]):
             dev.retry_seconds,
             on_change,
         )
-        super().__init__(video, audio, config.media.voice)
+        media, lower = config.media, None
+        if media.two_qualities:
+            size = (media.low_width, media.low_height)
+            lower = LowerPicture(
+                *size,
+                media.low_bitrate,
+                lambda: _slate_packets(config.display_name, *size, fps, min(media.low_bitrate, 200_000)),
+            )
+            lower.packets_keyframe = video.request_keyframe  # the loops restart together at their keyframes
+            video.lower = lower
+        super().__init__(video, audio, media.voice, lower)
 
     def _silence_packets(self) -> list[bytes]:
         if self._silence is None:

@@ -26,7 +26,7 @@ from av import AudioFrame, VideoFrame
 from av.frame import Frame
 from av.packet import Packet
 
-from node_agent.config import AgentConfig
+from node_agent.config import AgentConfig, Voice
 from node_agent.devices import DeviceError
 from node_agent.encoding import (
     AUDIO_FRAME,
@@ -35,7 +35,6 @@ from node_agent.encoding import (
     SPEAKING_DBOV,
     VIDEO_CLOCK,
     TrackPair,
-    Voice,
     encode_opus_tone,
     encode_vp8,
     pace,
@@ -121,14 +120,20 @@ class TestSource(TrackPair["LoopTrack"]):
         fps: int = 15,
         bitrate: int = 500_000,
         voice: Voice = VOICE,
+        low: tuple[int, int, int] | None = None,
     ) -> None:
+        """``low``: width, height and bitrate of the same picture in a lower quality, sent as well."""
         self.room_id = room_id
         self._tone = encode_tone_loop(room_id, voice)
         self._silence = encode_tone_loop(None, voice)
+        lower = None
+        if low is not None:
+            lower = LoopTrack("video", encode_video_loop(room_id, *low[:2], fps, 2.0, low[2]), 1 / fps, VIDEO_CLOCK)
         super().__init__(
             LoopTrack("video", encode_video_loop(room_id, width, height, fps, 2.0, bitrate), 1 / fps, VIDEO_CLOCK),
             LoopTrack("audio", self._tone, AUDIO_FRAME / AUDIO_RATE, AUDIO_RATE),
             voice,
+            lower,
         )
         self.talking = True
 
@@ -159,12 +164,22 @@ class PacketLoop:
 
     paced = True
 
-    def __init__(self, name: str, packets: list[bytes], dbov: int = SILENT_DBOV, *, faults: Faults) -> None:
+    def __init__(
+        self,
+        name: str,
+        packets: list[bytes],
+        dbov: int = SILENT_DBOV,
+        *,
+        faults: Faults,
+        low: list[bytes] | None = None,
+    ) -> None:
         self.name = name
         self.packets = packets
+        self.low = low  # the same loop in a lower quality, frame for frame
         self.dbov = dbov
         self._faults = faults
         self._index = 0
+        self._last = 0
         if not self.alive():
             raise DeviceError(f"thiết bị thử {name} đã bị rút (móc gỡ lỗi)")
 
@@ -174,9 +189,14 @@ class PacketLoop:
     def read(self) -> Packet[Any]:
         if not self.alive():
             raise DeviceError(f"thiết bị thử {self.name} vừa bị rút (móc gỡ lỗi)")
+        self._last = self._index
         packet = Packet(self.packets[self._index % len(self.packets)])
         self._index = (self._index + 1) % len(self.packets)
         return packet
+
+    def lower(self) -> Packet[Any] | None:
+        """The packet last read, in the lower quality (None: this loop has none)."""
+        return Packet(self.low[self._last % len(self.low)]) if self.low else None
 
     def replace(self, packets: list[bytes], dbov: int) -> None:
         self.packets = packets
@@ -220,6 +240,9 @@ class RawPattern:
     def keyframe(self) -> bool:
         return False  # raw pictures: the sender's encoder makes the keyframe
 
+    def lower(self) -> None:
+        return None  # raw pictures: scaled down for the lower quality
+
     def level(self) -> int | None:
         return None
 
@@ -243,8 +266,13 @@ class TestDevices:
             self.camera_format = (dev.camera_width, dev.camera_height, dev.camera_fps)
         self.talking = ts.talking
         self._video: list[bytes] = []
+        self._video_low: list[bytes] | None = None
         if self.camera_choice == "test":
             self._video = encode_video_loop(self.room_id, ts.width, ts.height, ts.fps, 2.0, ts.bitrate)
+            media = config.media
+            if media.two_qualities:
+                low = (media.low_width, media.low_height, ts.fps, 2.0, media.low_bitrate)
+                self._video_low = encode_video_loop(self.room_id, *low)
         voice = config.media.voice
         self._tone = encode_tone_loop(self.room_id, voice) if config.device_choice("microphone") == "test" else []
         self._silence = encode_tone_loop(None, voice)
@@ -253,7 +281,7 @@ class TestDevices:
     def camera(self) -> PacketLoop | RawPattern:
         if self.camera_choice == "test-raw":
             return RawPattern(self.room_id, *self.camera_format, self.faults)
-        return PacketLoop("camera", self._video, faults=self.faults)
+        return PacketLoop("camera", self._video, faults=self.faults, low=self._video_low)
 
     def microphone(self) -> PacketLoop:
         self._microphone = PacketLoop("microphone", *self._sound(), faults=self.faults)
@@ -286,6 +314,8 @@ class CodeReader:
         self.fresh = fresh
         self._read: dict[str, tuple[int | None, float]] = {}  # slot -> (code or Hz, when)
         self._blocks: dict[str, list[np.ndarray]] = {}
+        self.program_frames = 0  # program pictures decoded so far
+        self.program_width = 0  # the last one's width: which quality arrives
 
     def on_video(self, slot: str, frame: VideoFrame) -> None:
         luma = frame.to_ndarray(format="gray")
@@ -293,6 +323,9 @@ class CodeReader:
         if code is None and is_slate(luma):
             code = SLATE_CODE
         self._read[slot] = (code, time.monotonic())
+        if slot == "program":
+            self.program_frames += 1
+            self.program_width = frame.width
 
     def on_audio(self, slot: str, frame: AudioFrame) -> None:
         samples = frame.to_ndarray().astype(np.float32).reshape(-1, len(frame.layout.channels))
@@ -309,10 +342,13 @@ class CodeReader:
 
     def decoded(self) -> dict[str, Any]:
         """``program``: the picture's room code (None: none read), ``slate``: the picture is the camera slate,
-        ``audio``: the tone in Hz of the chair's and the floor's sound slots (None: silence or nothing)."""
+        ``audio``: the tone in Hz of the chair's and the floor's sound slots (None: silence or nothing),
+        ``frames`` and ``width``: program pictures decoded so far and the last one's width."""
         program = self._value("program")
         return {
             "program": None if program == SLATE_CODE else program,
             "slate": program == SLATE_CODE,
             "audio": [self._value("chair_audio"), self._value("floor_audio")],
+            "frames": self.program_frames,
+            "width": self.program_width,
         }

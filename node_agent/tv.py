@@ -56,6 +56,24 @@ def probe_display() -> tuple[bool, str]:
     return True, f"mở được màn hình (SDL {driver})"
 
 
+def meeting_status(room: Room) -> str:
+    """The status line under a meeting: what the room should know at a glance."""
+    meeting = room.meeting
+    assert meeting is not None
+    if not room.connected:
+        return "● Mất kết nối máy chủ — đang kết nối lại"
+    status = f"● Đang họp: {meeting.title}"
+    if meeting.recording:
+        status += " · Đang ghi hình"
+    if room.weak_link is not None:
+        status += " · Mạng yếu"
+    if room.hand_raised:
+        status += " · Đã giơ tay, chờ chủ trì mời"
+    if room.floor == room.room_id:
+        status += " · PHÒNG ĐANG ĐƯỢC PHÁT BIỂU"
+    return status
+
+
 class Television:
     def __init__(self, config: AgentConfig, room: Room, on_change: Callable[[], None] = lambda: None) -> None:
         self.config = config
@@ -229,16 +247,7 @@ class Television:
                 bold=True,
                 max_width=inset.width * 9 // 10,
             )
-        status = f"● Đang họp: {meeting.title}"
-        if meeting.recording:
-            status += " · Đang ghi hình"
-        if self.room.hand_raised:
-            status += " · Đã giơ tay, chờ chủ trì mời"
-        if floor == me:
-            status += " · PHÒNG ĐANG ĐƯỢC PHÁT BIỂU"
-        if not self.room.connected:
-            status = "● Mất kết nối máy chủ — đang kết nối lại"
-        self._status_bar(now, (status, GOOD if self.room.connected else ALERT))
+        self._status_bar(now, (meeting_status(self.room), GOOD if self.room.connected else ALERT))
 
     def _blit_program(self, area: pygame.Rect) -> None:
         frame = self.program

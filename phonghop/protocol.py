@@ -152,6 +152,15 @@ class ProgramPicture(_Message):
     reason: str = Field(default="", max_length=200)
 
 
+class ProgramQuality(_Message):
+    """Which quality of the program picture the room gets: the lower one while its link loses the higher
+    one's packets (the TV says "Mạng yếu"); ``reason`` says what the router saw, in Vietnamese."""
+
+    type: Literal["program_quality"] = "program_quality"
+    low: bool
+    reason: str = Field(default="", max_length=200)
+
+
 class Answer(_Message):
     type: Literal["answer"] = "answer"
     occurrence: int
@@ -164,7 +173,7 @@ class Error(_Message):
     message: str
 
 
-AnyCoordinatorMessage = Welcome | Command | Floor | Answer | Publish | ProgramPicture | Error
+AnyCoordinatorMessage = Welcome | Command | Floor | Answer | Publish | ProgramPicture | ProgramQuality | Error
 CoordinatorMessage = Annotated[AnyCoordinatorMessage, Field(discriminator="type")]
 
 agent_message: TypeAdapter[AnyAgentMessage] = TypeAdapter(AgentMessage)

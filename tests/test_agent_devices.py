@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from av.packet import Packet
 
-from node_agent.config import AgentConfig
+from node_agent.config import AgentConfig, Voice
 from node_agent.devices import DeviceError, SoundOutput, V4l2Camera, list_cameras, list_devices
-from node_agent.encoding import Voice, VoiceOpusEncoder, encode_opus_tone
+from node_agent.encoding import VoiceOpusEncoder, encode_opus_tone
 from node_agent.sound import Speaker
 from node_agent.sources import FallbackTrack, RoomSource
 from node_agent.testsource import Faults, PacketLoop, TestDevices

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect as pyinspect
+import itertools
 import random
 import threading
 import time
@@ -375,3 +376,92 @@ async def test_the_chairs_tone_is_heard_every_second_through_five_percent_loss(s
         await router.close()
         await chair.close()
         await listener.close()
+
+
+LOW = (320, 180, 150_000)
+
+
+async def test_a_room_on_a_lossy_link_gets_the_lower_quality_and_comes_back() -> None:
+    """Rooms send their picture in two qualities. The room whose link loses picture packets is moved to the
+    lower one (the others keep the higher), follows a floor change in the lower quality, and is back on the
+    higher one soon after its link heals, without a gap in its pictures."""
+    sources = {room: TestSource(room, low=LOW) for room in ROOMS}
+    told: list[tuple[str, bool, str]] = []
+    router = MeetingRouter(
+        occurrence=8,
+        chair="ubnd",
+        mode="presentation",
+        counters=MediaCounters(),
+        on_quality=lambda room, low, why: told.append((room, low, why)),
+    )
+    agents = {room: await _join(router, room, sources[room]) for room in ("ubnd", "tdp-02")}
+    pictures: list[tuple[float, str | None, int]] = []  # when, whose code, width
+
+    def look(_slot: str, frame: Any) -> None:
+        code = room_with_code(read_code(frame.to_ndarray(format="gray")), ROOMS)
+        pictures.append((time.monotonic(), code, frame.width))
+
+    weak = agents["tdp-01"] = MediaPeer(router.occurrence, sources["tdp-01"], decode=True, sinks=Sinks(video=[look]))
+    try:
+        await weak.accept(await router.add("tdp-01", await weak.offer()))
+        assert router.peers["tdp-01"].layered
+        await until(lambda: len(pictures) > 15 and pictures[-1][1:] == ("ubnd", 640), 20, "the chair's picture")
+
+        link = LossyLink(weak, every=8)
+        program = router.streams["tdp-01"]["program"]
+        lossy_at = time.monotonic()
+        await until(lambda: program.source == "ubnd/low", 10, "the lower quality at the lossy room")
+        print(f"MEASURED weak link: lower quality {time.monotonic() - lossy_at:.1f} s after the losses began")
+        assert told[-1][:2] == ("tdp-01", True)
+        assert "mất" in told[-1][2]
+        assert router.streams["tdp-02"]["program"].source == "ubnd"  # the others keep the higher quality
+        await until(lambda: pictures[-1][1:] == ("ubnd", 320), 5, "the chair's lower-quality picture decoded")
+        start = len(pictures)
+        await asyncio.sleep(3)
+        rate = (len(pictures) - start) / 3
+        assert rate >= 12, rate
+        assert {code for _, code, _ in pictures[start:]} == {"ubnd"}
+
+        router.set_floor("tdp-02")
+        await until(lambda: pictures[-1][1:] == ("tdp-02", 320), 10, "the floor's lower-quality picture")
+        assert program.source == "tdp-02/low"
+        assert router.routed_to("tdp-01") == Slots(program="tdp-02", chair_audio="ubnd", floor_audio="tdp-02")
+
+        link.every = 0  # the link heals
+        healed_at, before = time.monotonic(), len(pictures)
+        await until(lambda: pictures[-1][1:] == ("tdp-02", 640), 20, "the higher quality again")
+        print(f"MEASURED weak link: higher quality {time.monotonic() - healed_at:.1f} s after the link healed")
+        assert told[-1][:2] == ("tdp-01", False)
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(pictures[before:])]
+        assert max(gaps) < 0.5, max(gaps)  # no freeze at the switch
+    finally:
+        await router.close()
+        for agent in agents.values():
+            await agent.close()
+
+
+async def test_a_room_with_a_cap_gets_the_lower_quality_from_its_first_picture() -> None:
+    """A room whose hello states 400 kbit/s never gets the chair's 500 kbit/s picture: its first picture is
+    the lower quality, and it stays there once the rates are measured; without the cap it gets the higher."""
+    sources = {room: TestSource(room, low=LOW) for room in ("ubnd", "tdp-01")}
+    router = MeetingRouter(occurrence=9, chair="ubnd", mode="presentation", counters=MediaCounters())
+    agents = {"ubnd": await _join(router, "ubnd", sources["ubnd"])}
+    widths: list[int] = []
+    capped = agents["tdp-01"] = MediaPeer(
+        router.occurrence, sources["tdp-01"], decode=True, sinks=Sinks(video=[lambda _s, f: widths.append(f.width)])
+    )
+    try:
+        answer = await router.add("tdp-01", await capped.offer())
+        router.set_budget("tdp-01", 400)
+        await capped.accept(answer)
+        await until(lambda: len(widths) > 30, 20, "pictures at the capped room")
+        assert set(widths) == {320}
+        await asyncio.sleep(3)  # the rates measured: the higher picture and the sound do not fit
+        assert set(widths) == {320}
+        assert "vượt hạn mức 400 kbit/s" in router.qualities.choices["tdp-01"].reason
+        router.set_budget("tdp-01", None)
+        await until(lambda: widths[-1] == 640, 10, "the higher quality without the cap")
+    finally:
+        await router.close()
+        for agent in agents.values():
+            await agent.close()

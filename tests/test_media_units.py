@@ -12,7 +12,7 @@ from coordinator.media.policy import Slots, slots_for, talker
 from coordinator.media.rewriter import SlotStream
 from coordinator.media.router import KeyframeGate
 from coordinator.media.speaker import HOLD_SECONDS, ActiveSpeaker
-from coordinator.media.vp8 import inspect
+from phonghop.vp8 import inspect
 
 
 def _vp8(picture_id: int, start: bool, keyframe: bool) -> bytes:
@@ -50,19 +50,23 @@ def test_video_slot_waits_for_a_keyframe_and_stays_continuous_across_a_switch() 
     slot = SlotStream("tdp-01", "program", "video", 90000, sink)
     assert slot.switch("ubnd") is True
     # Deltas before the first keyframe are held back.
-    assert slot.forward(_packet(100, 9000, _vp8(10, True, False)), inspect(_vp8(10, True, False))) == 0
-    for seq, pic, key in ((101, 11, True), (102, 12, False), (103, 13, False)):
+    assert slot.forward(_packet(100, 9000, _vp8(10, True, False)), inspect(_vp8(10, True, False)), "ubnd") == 0
+    for seq, pic, key in ((101, 11, True), (102, 12, False)):
         payload = _vp8(pic, True, key)
-        slot.forward(_packet(seq, 9000 * seq, payload), inspect(payload))
-    assert [s for s, _, _ in sink.sent] == [101, 102, 103]
+        slot.forward(_packet(seq, 9000 * seq, payload), inspect(payload), "ubnd")
+    assert [s for s, _, _ in sink.sent] == [101, 102]
 
-    # Switch to another room whose numbering is unrelated.
+    # Switch to another room whose numbering is unrelated: the old picture flows until the new one's keyframe.
     assert slot.switch("tdp-02") is True
     other = _vp8(30000, True, False)
-    assert slot.forward(_packet(60000, 5, other), inspect(other)) == 0
+    assert slot.forward(_packet(60000, 5, other), inspect(other), "tdp-02") == 0
+    payload = _vp8(13, True, False)
+    assert slot.forward(_packet(103, 9000 * 103, payload), inspect(payload), "ubnd") > 0
     for seq, pic, key in ((60001, 30001, True), (60002, 30002, False)):
         payload = _vp8(pic, True, key)
-        slot.forward(_packet(seq, 5 + 6000 * (seq - 60000), payload), inspect(payload))
+        slot.forward(_packet(seq, 5 + 6000 * (seq - 60000), payload), inspect(payload), "tdp-02")
+    late = _vp8(14, True, False)
+    assert slot.forward(_packet(104, 9000 * 104, late), inspect(late), "ubnd") == 0  # cut over: the old is gone
     seqs = [s for s, _, _ in sink.sent]
     assert seqs == [101, 102, 103, 104, 105]
     timestamps = [t for _, t, _ in sink.sent]
@@ -71,16 +75,16 @@ def test_video_slot_waits_for_a_keyframe_and_stays_continuous_across_a_switch() 
     assert picture_ids == [11, 12, 13, 14, 15]
     # A late packet from before the switch has no place in the stream.
     stale = _vp8(29999, True, False)
-    assert slot.forward(_packet(59999, 1, stale), inspect(stale)) == 0
+    assert slot.forward(_packet(59999, 1, stale), inspect(stale), "tdp-02") == 0
 
 
 def test_audio_slot_switches_without_waiting() -> None:
     sink = _Sink()
     slot = SlotStream("tdp-01", "floor_audio", "audio", 48000, sink)
     assert slot.switch("tdp-02") is False
-    slot.forward(_packet(7, 960, b"opus"), None)
+    slot.forward(_packet(7, 960, b"opus"), None, "tdp-02")
     slot.switch("tdp-03")
-    slot.forward(_packet(50000, 123456, b"opus"), None)
+    slot.forward(_packet(50000, 123456, b"opus"), None, "tdp-03")
     assert [s for s, _, _ in sink.sent] == [7, 8]
 
 
@@ -91,11 +95,11 @@ def test_a_slot_with_one_source_for_hours_keeps_every_packet() -> None:
     slot.switch("ubnd")
     first = 65000
     for n in range(3 * 65536):
-        slot.forward(_packet((first + n) & 0xFFFF, 960 * n, b"opus"), None)
+        slot.forward(_packet((first + n) & 0xFFFF, 960 * n, b"opus"), None, "ubnd")
     assert len(sink.sent) == 3 * 65536
     assert all(((b - a) & 0xFFFF) == 1 for (a, _, _), (b, _, _) in itertools.pairwise(sink.sent))
     # Still dropped: a packet from long before the newest one.
-    assert slot.forward(_packet((first + 3 * 65536 - 0x2000) & 0xFFFF, 0, b"old"), None) == 0
+    assert slot.forward(_packet((first + 3 * 65536 - 0x2000) & 0xFFFF, 0, b"old"), None, "ubnd") == 0
 
 
 def test_policy_never_sends_a_room_its_own_media() -> None:

@@ -18,7 +18,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 from node_agent.config import AgentConfig
 from node_agent.render import pygame
 from node_agent.room import Room
-from node_agent.tv import ZONE, Television, vietnamese_date
+from node_agent.tv import ZONE, Television, meeting_status, vietnamese_date
 from phonghop.protocol import MeetingRef
 from phonghop.testpattern import draw_frame, read_code, room_code
 
@@ -125,3 +125,15 @@ def test_the_window_opens_on_the_virtual_display(tmp_path: Path) -> None:
     assert tv.ok, tv.problem
     assert pygame.display.get_driver() == "dummy"
     pygame.display.quit()
+
+
+def test_the_status_line_says_when_the_room_is_on_a_weak_link() -> None:
+    room = Room("tdp-01")
+    room.connected = True
+    room.meeting = MeetingRef(id=7, occurrence=12, title="Giao ban tuần", chair="ubnd", mode="presentation")
+    assert meeting_status(room) == "● Đang họp: Giao ban tuần"
+    room.weak_link = "mất 8% gói tin"
+    room.floor = "tdp-01"
+    assert meeting_status(room) == "● Đang họp: Giao ban tuần · Mạng yếu · PHÒNG ĐANG ĐƯỢC PHÁT BIỂU"
+    room.connected = False
+    assert meeting_status(room) == "● Mất kết nối máy chủ — đang kết nối lại"

@@ -32,6 +32,24 @@ SLOT_LAYOUT: Layout = (
     ("audio", "sendrecv", "chair_audio"),
     ("audio", "recvonly", "floor_audio"),
 )
+# A room's agent sends its picture in two qualities: the lower one on a fourth m-line, sent only. A guest's
+# browser and a commune's uplink send one quality (the three m-lines above).
+LOW_PICTURE = "low picture"
+ROOM_LAYOUT: Layout = (*SLOT_LAYOUT, ("video", "sendonly", LOW_PICTURE))
+LOW = "/low"  # a room's lower-quality picture enters the router as the source "<room>/low"
+
+
+def low_of(source: str) -> str:
+    return source + LOW
+
+
+def sending_layout(sdp: str) -> Layout:
+    """A sending participant's layout, by the offer's number of m-lines: a room's two pictures, or one
+    (``check_offer`` explains any other mismatch)."""
+    sections = sum(1 for line in sdp.splitlines() if line.startswith("m="))
+    return SLOT_LAYOUT if sections == len(SLOT_LAYOUT) else ROOM_LAYOUT
+
+
 # A web page watching the meeting (the console's live view): the three slots, received only.
 VIEWER_LAYOUT: Layout = (
     ("video", "recvonly", "program"),
@@ -152,8 +170,9 @@ class RoomPeer:
         self.pc = peer_connection()
         self.forwarding = ForwardingPeer(self.pc, self._heard, QUIET_REPORTS)
         self.senders: dict[str, PacketSender] = {}
-        self.receivers: dict[str, Inbound] = {}
-        self.remote_ssrc: dict[str, int] = {}
+        self.receivers: dict[tuple[str, str], Inbound] = {}  # (source, kind): the room, or its lower picture
+        self.remote_ssrc: dict[tuple[str, str], int] = {}
+        self.layered = any(slot == LOW_PICTURE for _, _, slot in layout)
         self.last_heard = 0.0
         self._on_packet = on_packet
         self._on_keyframe_request = on_keyframe_request
@@ -188,7 +207,9 @@ class RoomPeer:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as exc:
             raise OfferError(f"the offer was refused: {exc}") from exc
-        for transceiver, (kind, _, slot) in zip(self.pc.getTransceivers(), self.layout, strict=True):
+        for transceiver, (kind, direction, slot) in zip(self.pc.getTransceivers(), self.layout, strict=True):
+            if direction == "sendonly":
+                continue  # the room only sends on it: its lower-quality picture
             sender = self.pc.addTrack(Placeholder(kind))
             assert sender is transceiver.sender
             self.senders[slot] = self.forwarding.add_sender(sender, partial(self._on_keyframe_request, self.room, slot))
@@ -198,19 +219,22 @@ class RoomPeer:
         return str(self.pc.localDescription.sdp)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
-        kind = track.kind
-        room, on_packet, remote_ssrc = self.room, self._on_packet, self.remote_ssrc
+        transceivers = self.pc.getTransceivers()
+        index = next(i for i, t in enumerate(transceivers) if t.receiver.track is track)
+        kind, on_packet, remote_ssrc = track.kind, self._on_packet, self.remote_ssrc
+        source = low_of(self.room) if self.layout[index][2] == LOW_PICTURE else self.room
+        key = (source, kind)
 
         def handle(packet: RtpPacket) -> None:
-            remote_ssrc[kind] = packet.ssrc
-            on_packet(room, kind, packet)
+            remote_ssrc[key] = packet.ssrc
+            on_packet(source, kind, packet)
 
-        self.receivers[kind] = self.forwarding.add_receiver(transceiver.receiver, handle)
+        self.receivers[key] = self.forwarding.add_receiver(transceivers[index].receiver, handle)
 
-    def request_keyframe(self) -> None:
-        inbound = self.receivers.get("video")
-        ssrc = self.remote_ssrc.get("video")
+    def request_keyframe(self, source: str | None = None) -> None:
+        """A PLI for the room's picture (``source``: the room, the default, or its lower picture)."""
+        key = (source or self.room, "video")
+        inbound, ssrc = self.receivers.get(key), self.remote_ssrc.get(key)
         if inbound is not None and ssrc is not None:
             inbound.request_keyframe(ssrc)
 

@@ -2,9 +2,11 @@
 
 Per subscriber the stream keeps its own sequence numbers, timestamps and VP8
 picture ids continuous, so a switch of source looks like one stream to the
-receiving decoder. After a switch (or a join) video waits for the new
-source's next keyframe; delta frames until then are held back, and so is
-everything until the keyframe's first packet could be sent.
+receiving decoder. A picture that is already flowing keeps flowing from the
+old source until the new one's next keyframe (no frozen frame at a floor
+change or a change of quality); a stream that starts (a join) waits for its
+first keyframe, and everything is held back until that keyframe's first
+packet could be sent.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 
 from aiortc.rtp import RtpPacket
 
-from coordinator.media.vp8 import Vp8Info, with_picture_id
+from phonghop.vp8 import Vp8Info, with_picture_id
 
 SendPacket = Callable[[int, int, int, bytes], int]  # sequence number, timestamp, marker, payload -> bytes sent
 # A packet this many sequence numbers behind the source's newest is dropped (about half a minute of video, more
@@ -30,6 +32,7 @@ class SlotStream:
         self.clock_rate = clock_rate
         self._send = send
         self.source: str | None = None
+        self.pending: str | None = None  # the source to cut over to at its next keyframe
         self.waiting_keyframe = False
         self._rebase = True
         self._seq_offset = 0
@@ -42,16 +45,25 @@ class SlotStream:
         self._last_send = 0.0
 
     def switch(self, source: str | None) -> bool:
-        """Take packets from ``source`` from now on; True if a keyframe is needed."""
+        """Take packets from ``source`` from now on (a flowing picture: from its next keyframe on); True if
+        a keyframe is needed."""
         if source == self.source:
+            self.pending = None
             return False
-        self.source = source
+        if self.kind == "video" and source is not None and self.source is not None and not self.waiting_keyframe:
+            self.pending = source
+            return True
+        self.source, self.pending = source, None
         self._rebase = True
         self.waiting_keyframe = self.kind == "video" and source is not None
         return self.waiting_keyframe
 
-    def forward(self, packet: RtpPacket, vp8: Vp8Info | None) -> int:
-        if self.waiting_keyframe and (vp8 is None or not vp8.keyframe):
+    def forward(self, packet: RtpPacket, vp8: Vp8Info | None, source: str) -> int:
+        if source != self.source:
+            if source != self.pending or vp8 is None or not vp8.keyframe:
+                return 0
+            self.source, self.pending, self._rebase, self.waiting_keyframe = source, None, True, True
+        elif self.waiting_keyframe and (vp8 is None or not vp8.keyframe):
             return 0
         now = time.monotonic()
         if self._rebase:

@@ -11,26 +11,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from aiortc.rtp import RtpPacket
 
-from coordinator.media.budget import WIRE_OVERHEAD, ReceiveBudgets
-from coordinator.media.peer import SLOT_LAYOUT, VIEWER_LAYOUT, Layout, RoomPeer
+from coordinator.media.budget import RESUME_BELOW, WIRE_OVERHEAD, ReceiveBudgets
+from coordinator.media.peer import LOW, VIEWER_LAYOUT, Layout, RoomPeer, low_of, sending_layout
 from coordinator.media.policy import Slots, slots_for, talker
+from coordinator.media.quality import Qualities
 from coordinator.media.relay import Relay
 from coordinator.media.rewriter import SendPacket, SlotStream
 from coordinator.media.speaker import ActiveSpeaker
-from coordinator.media.vp8 import inspect
+from phonghop.vp8 import inspect
 
 log = logging.getLogger(__name__)
 
 KEYFRAME_INTERVAL = 1.0
+MAX_PROBE_COPIES = 8
+PROBE_MARGIN = 1.2
 PublishHandler = Callable[[str, bool, bool], None]
 PictureHandler = Callable[[str, bool, str], None]  # subscriber, picture sent, why
+QualityHandler = Callable[[str, bool, str], None]  # subscriber, on the lower quality, why
 SLOT_KINDS = {"program": ("video", 90000), "chair_audio": ("audio", 48000), "floor_audio": ("audio", 48000)}
 
 
@@ -83,10 +89,13 @@ class MeetingRouter:
         counters: MediaCounters,
         on_publish: PublishHandler | None = None,
         on_picture: PictureHandler | None = None,
+        on_quality: QualityHandler | None = None,
     ) -> None:
         self.occurrence = occurrence
         self._on_publish = on_publish
         self._on_picture = on_picture
+        self._on_quality = on_quality
+        self.qualities = Qualities()
         self._publishing: dict[str, tuple[bool, bool]] = {}
         self.chair = chair
         self.mode = mode
@@ -114,9 +123,11 @@ class MeetingRouter:
     async def add(self, room: str, offer_sdp: str) -> str:
         """Answer a room's offer; a newer offer replaces the room's older peer."""
         await self.remove(room, "replaced by a new offer")
-        peer, answer = await self._subscribe(room, offer_sdp, SLOT_LAYOUT)
+        peer, answer = await self._subscribe(room, offer_sdp, sending_layout(offer_sdp))
         self.peers[room] = peer
         self._keyframes[room] = KeyframeGate(peer.request_keyframe)
+        if peer.layered:
+            self._keyframes[low_of(room)] = KeyframeGate(partial(peer.request_keyframe, low_of(room)))
         self.reroute()
         return answer
 
@@ -177,11 +188,13 @@ class MeetingRouter:
         log.info("room %s: media peer removed (%s)", room, reason)
         self._publishing.pop(room, None)
         self.streams.pop(room, None)
-        gate = self._keyframes.pop(room, None)
-        if gate is not None:
-            gate.cancel()
+        for source in (room, low_of(room)):
+            gate = self._keyframes.pop(source, None)
+            if gate is not None:
+                gate.cancel()
         self.speaker.forget(room)
         self.budgets.forget(room)
+        self.qualities.forget(room)
         self.reroute()
         await peer.close()
 
@@ -246,8 +259,12 @@ class MeetingRouter:
             self.reroute()
 
     def set_budget(self, room: str, kbps: int | None) -> None:
-        """The most ``room``'s link takes (its hello said so); None: no limit."""
+        """The most ``room``'s link takes (its hello said so); None: no limit. A room with a cap gets the
+        lower quality from its first picture, until the higher one is measured to fit."""
         self.budgets.set_cap(room, kbps)
+        reason = f"hạn mức {kbps} kbit/s" if kbps is not None else None
+        if self.qualities.cap(room, reason):
+            self.reroute()
 
     def set_muted(self, room: str, muted: bool) -> None:
         if muted:
@@ -269,6 +286,7 @@ class MeetingRouter:
         fanout: dict[tuple[str, str], list[SlotStream]] = defaultdict(list)
         pointed: list[tuple[SlotStream, str | None]] = []
         pictures = publishing - {relay.name} if relay is not None and relay.live and not relay.picture else None
+        layered = {room for room, peer in self.peers.items() if peer.layered}
         self._wanted = {}
         for room, streams in self.streams.items():
             slots = slots_for(
@@ -277,6 +295,8 @@ class MeetingRouter:
             self._wanted[room] = slots
             if room in self.budgets.held:
                 slots = replace(slots, program=None)
+            elif slots.program in layered and self.qualities.is_low(room):
+                slots = replace(slots, program=low_of(slots.program))
             pointed += [
                 (streams["program"], slots.program),
                 (streams["chair_audio"], slots.chair_audio),
@@ -287,8 +307,9 @@ class MeetingRouter:
         for stream, source in pointed:
             if stream.switch(source) and source is not None and self._ready(stream.room):
                 self._keyframe_from(source)
-            if source is not None:
-                fanout[(source, stream.kind)].append(stream)
+            for feeding in (stream.source, stream.pending):  # until the cut-over, both feed the stream
+                if feeding is not None:
+                    fanout[(feeding, stream.kind)].append(stream)
         self.fanout = dict(fanout)
         self._tell_publishers()
 
@@ -297,7 +318,8 @@ class MeetingRouter:
         if self._on_publish is None:
             return
         for room in self.peers:
-            wanted = ((room, "video") in self.fanout, (room, "audio") in self.fanout or self.mode == "discussion")
+            video = (room, "video") in self.fanout or (low_of(room), "video") in self.fanout
+            wanted = (video, (room, "audio") in self.fanout or self.mode == "discussion")
             if self._publishing.get(room) != wanted:
                 self._publishing[room] = wanted
                 self._on_publish(room, *wanted)
@@ -308,8 +330,9 @@ class MeetingRouter:
         streams = self.streams.get(room)
         if streams is None:
             return None
+        program = streams["program"].source
         return Slots(
-            program=streams["program"].source,
+            program=program.removesuffix(LOW) if program is not None else None,
             chair_audio=streams["chair_audio"].source,
             floor_audio=streams["floor_audio"].source,
         )
@@ -333,7 +356,7 @@ class MeetingRouter:
         vp8 = inspect(packet.payload) if kind == "video" else None
         for stream in streams:
             try:
-                sent = stream.forward(packet, vp8)
+                sent = stream.forward(packet, vp8, room)
             except Exception:  # one subscriber's broken transport must not starve the others in this loop
                 log.exception("%s: copy of %s's %s packet failed", stream.room, room, kind)
                 continue
@@ -358,14 +381,73 @@ class MeetingRouter:
         with contextlib.suppress(asyncio.CancelledError):
             while True:
                 await asyncio.sleep(KEYFRAME_INTERVAL)
+                self._choose_qualities()
                 self._apply_budgets()
                 self._repeat_keyframe_requests()
+
+    def _choose_qualities(self) -> None:
+        """Move subscribers whose links lose the program's packets to the lower quality, and back."""
+        now = time.monotonic()
+        changed = []
+        for name, peer in (*self.peers.items(), *self.viewers.items()):
+            sender = peer.senders.get("program")
+            if sender is None:
+                continue
+            # A probe's copies go as retransmissions: the link that drops them is too thin for the higher rate.
+            loss = None if sender.loss is None else max(sender.loss, sender.rtx_loss)
+            if self.qualities.observe(name, sender.reports, loss, now) or self._within_cap(name):
+                changed.append(name)
+            choice = self.qualities.choices[name]
+            sender.probe_copies = self._probe_copies(name) if choice.probing_since is not None else 0
+        if not changed:
+            return
+        self.reroute()
+        for name in changed:
+            choice = self.qualities.choices[name]
+            log.info(
+                "%s: program picture in the %s quality %s",
+                name,
+                *(("lower", f"({choice.reason})") if choice.low else ("higher", "again")),
+            )
+            if self._on_quality is not None:
+                self._on_quality(name, choice.low, choice.reason)
+
+    def _within_cap(self, subscriber: str) -> bool:
+        """A capped subscriber gets the higher quality once it fits the cap with room to spare, and the
+        lower again when it does not; True if that changed."""
+        cap, wanted = self.budgets.caps.get(subscriber), self._wanted.get(subscriber)
+        if cap is None or wanted is None or wanted.program is None:
+            return False
+        rate = self.budgets.rate
+        need = rate(wanted.program, "video") + rate(wanted.chair_audio, "audio") + rate(wanted.floor_audio, "audio")
+        if not need:
+            return False  # nothing measured yet
+        fits = need <= RESUME_BELOW * cap
+        reason = None if fits else f"hình và tiếng {need / 1000:.0f} kbit/s vượt hạn mức {cap / 1000:.0f} kbit/s"
+        return self.qualities.cap(subscriber, reason)
+
+    def _probe_copies(self, subscriber: str) -> int:
+        """Copies of each lower-quality packet that bring the subscriber's stream a fifth over the higher rate:
+        a link that carries the probe carries the higher quality with room to spare."""
+        source = self.streams[subscriber]["program"].source
+        if source is None:
+            return 0
+        high, low = self.budgets.rate(source.removesuffix(LOW), "video"), self.budgets.rate(source, "video")
+        return max(1, min(MAX_PROBE_COPIES, math.ceil(PROBE_MARGIN * high / low) - 1)) if high and low else 4
+
+    def _shown(self, subscriber: str) -> Slots:
+        """The slots a subscriber wants, its program in the quality it gets."""
+        slots = self._wanted[subscriber]
+        peer = self.peers.get(slots.program or "")
+        if peer is not None and peer.layered and self.qualities.is_low(subscriber):
+            return replace(slots, program=low_of(slots.program or ""))
+        return slots
 
     def _apply_budgets(self) -> None:
         """Hold back or send again the program picture of subscribers with a budget."""
         budgets = self.budgets
         budgets.sample(self._wire, time.monotonic())
-        changed = [room for room in budgets.caps if room in self._wanted and budgets.decide(room, self._wanted[room])]
+        changed = [room for room in budgets.caps if room in self._wanted and budgets.decide(room, self._shown(room))]
         if not changed:
             return
         self.reroute()
@@ -380,5 +462,6 @@ class MeetingRouter:
         every = [s for streams in self.streams.values() for s in streams.values()]
         every += self.relay.up.values() if self.relay is not None else ()
         waiting = {s.source for s in every if s.waiting_keyframe and s.source is not None and self._ready(s.room)}
+        waiting |= {s.pending for s in every if s.pending is not None and self._ready(s.room)}
         for source in waiting:
             self._keyframe_from(source)

@@ -33,8 +33,8 @@ from aiortc.jitterbuffer import JitterFrame
 from numpy.typing import NDArray
 
 from coordinator.media.rewriter import SendPacket
-from coordinator.media.vp8 import inspect
 from coordinator.models import utcnow
+from phonghop.vp8 import inspect
 
 log = logging.getLogger(__name__)
 

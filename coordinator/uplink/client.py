@@ -143,6 +143,12 @@ class Uplink:
             relayed.publish(message.video, message.audio)
         elif isinstance(message, protocol.ProgramPicture):
             relayed.set_picture(message.sent, message.reason)
+        elif isinstance(message, protocol.ProgramQuality):
+            log.info(
+                "the province sends its program in the %s quality (%s)",
+                "lower" if message.low else "higher",
+                message.reason or "the link carries it",
+            )
         else:
             log.warning("province reports an error (%s): %s", message.code, message.message)
             if message.code == "bad_offer" and self._answer is not None and not self._answer.done():

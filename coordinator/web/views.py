@@ -21,6 +21,7 @@ class QualityRow:
     loss_in_pct: float | None
     loss_out_pct: float | None
     jitter_ms: float | None
+    weak: str | None = None  # why the room gets the lower quality of the program picture, if it does
 
     @property
     def poor(self) -> bool:
@@ -62,7 +63,9 @@ def quality_of(services: Services, room_id: str) -> QualityRow | None:
         peer = meeting.router.peers.get(room_id)
         if peer is not None:
             q = peer.quality
-            return QualityRow(_ms(q.rtt), _pct(q.loss_in), _pct(q.loss_out), _ms(q.jitter))
+            choice = meeting.router.qualities.choices.get(room_id)
+            weak = choice.reason or "mạng yếu" if choice is not None and choice.low else None
+            return QualityRow(_ms(q.rtt), _pct(q.loss_in), _pct(q.loss_out), _ms(q.jitter), weak)
     return None
 
 

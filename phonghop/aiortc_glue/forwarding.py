@@ -156,8 +156,11 @@ class PacketSender:
         self.octets = 0
         self.retransmitted = 0
         self.keyframe_requests = 0
+        self.probe_copies = 0  # extra retransmitted copies of each packet: probes the link's capacity
         self.rtt: float | None = None  # seconds, from the subscriber's reports on this stream
         self.loss: float | None = None  # fraction the subscriber lost since its previous report
+        self.rtx_loss = 0.0  # the same for the retransmissions (and a probe's copies)
+        self.reports = 0  # receiver reports on this stream so far
         self.remb: int | None = None  # bit/s the subscriber estimates its link carries
         self.wire: Wire | None = None
         self._first_byte = 0x80  # version 2, and the extension bit when the header carries the MID
@@ -212,6 +215,8 @@ class PacketSender:
         if not wire.send_rtp(packet):
             return 0
         self._history[sequence_number % HISTORY] = packet
+        for _ in range(self.probe_copies):
+            self._resend(sequence_number)
         self.packets += 1
         self.octets += len(payload)
         self._last_timestamp = timestamp
@@ -238,6 +243,8 @@ class PacketSender:
             for report in packet.reports:
                 if report.ssrc == self.ssrc:
                     self._on_report(report)
+                elif self._rtx is not None and report.ssrc == self._rtx[1]:
+                    self.rtx_loss = report.fraction_lost / 256
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             for seq in packet.lost:
                 self.retransmit(seq)
@@ -252,16 +259,22 @@ class PacketSender:
 
     def _on_report(self, report: RtcpReceiverInfo) -> None:
         self.loss = report.fraction_lost / 256
+        self.reports += 1
         if report.dlsr and report.lsr == self._report_ntp:
             rtt = time.time() - self._report_sent - report.dlsr / 65536
             if rtt >= 0:
                 self.rtt = rtt if self.rtt is None else RTT_SMOOTHING * self.rtt + (1 - RTT_SMOOTHING) * rtt
 
     def retransmit(self, sequence_number: int) -> None:
+        if self._resend(sequence_number):
+            self.retransmitted += 1
+
+    def _resend(self, sequence_number: int) -> bool:
+        """One more copy of a packet sent lately, as RTX when negotiated (receivers drop duplicates)."""
         packet = self._history[sequence_number % HISTORY]
         wire = self.wire
         if packet is None or wire is None or unpack_from("!H", packet, 2)[0] != sequence_number:
-            return
+            return False
         if self._rtx is not None:
             rtx_type, rtx_ssrc = self._rtx
             header = 8 + len(self._header_tail)
@@ -279,8 +292,7 @@ class PacketSender:
                 + packet[header:]
             )
             self._rtx_seq = uint16_add(self._rtx_seq, 1)
-        if wire.send_rtp(packet):
-            self.retransmitted += 1
+        return bool(wire.send_rtp(packet))
 
 
 class Inbound:

@@ -13,8 +13,13 @@ from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.base import Encoder
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_add
+
+from phonghop.vp8 import inspect
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +95,51 @@ def stamp_audio_level(sender: RTCRtpSender, level: Callable[[], int]) -> None:
 def use_encoder(sender: RTCRtpSender, encoder: Encoder) -> None:
     """The sender encodes raw frames (and packs pre-encoded ones) with ``encoder`` instead of its default."""
     sender._RTCRtpSender__encoder = encoder  # type: ignore[attr-defined]
+
+
+class FixedRateVp8Encoder(Vp8Encoder):
+    """aiortc's VP8 encoder at one bitrate: REMB does not move it, and it may go under aiortc's floor of
+    250 kbit/s (a room's lower-quality picture is about 150)."""
+
+    def __init__(self, bitrate: int) -> None:
+        super().__init__()
+        self._Vp8Encoder__target_bitrate = bitrate
+
+    @property
+    def target_bitrate(self) -> int:
+        return int(self._Vp8Encoder__target_bitrate)
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        pass  # a receiver's estimate: the lower quality stays what it is
+
+
+class KeyframeJitterBuffer(JitterBuffer):
+    """aiortc's jitter buffer, but a whole keyframe is decoded even while older packets are missing.
+
+    aiortc's buffer hands out frames in order only: a packet lost for good (a
+    retransmission lost too, on a congested link) holds back everything after
+    it until 512 packets later, half a minute of a 150 kbit/s picture. A keyframe
+    needs nothing before it, so the packets before its first one are dropped.
+    """
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli, frame = super().add(packet)
+        origin = self._origin
+        if (
+            frame is None
+            and origin is not None
+            and origin != packet.sequence_number
+            and inspect(packet.payload).keyframe
+        ):
+            self.remove(uint16_add(packet.sequence_number, -origin))
+            frame = self._remove_frame(packet.sequence_number)
+        return pli, frame
+
+
+def decode_from_keyframes(receiver: RTCRtpReceiver) -> None:
+    """A video receiver that decodes skips to a keyframe rather than wait for packets lost for good."""
+    receiver._RTCRtpReceiver__jitter_buffer = KeyframeJitterBuffer(capacity=512, is_video=True)  # type: ignore[attr-defined]
 
 
 def set_sending(sender: RTCRtpSender, enabled: bool) -> None:

@@ -1,4 +1,5 @@
-"""Just enough of the VP8 RTP payload descriptor (RFC 7741) to forward and switch streams."""
+"""Just enough of the VP8 RTP payload descriptor (RFC 7741) to forward and switch streams, and to see
+where a keyframe starts."""
 
 from __future__ import annotations
 
