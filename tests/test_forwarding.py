@@ -263,7 +263,8 @@ async def test_a_lossy_subscriber_is_mended_by_retransmissions_across_switches(s
             router.set_floor(floor)
             await until(lambda program=program: codes[-10:] == [program] * 10, 10, f"{program}'s picture")
             shown.append(program)
-            await asyncio.sleep(2)
+            seen = len(codes)
+            await until(lambda seen=seen: len(codes) >= seen + 25, 10, "more pictures through the losses")
         decoded = [code for code in codes if code is not None]
         print(
             f"MEASURED lossy room: {link.dropped} packets dropped, {sender.retransmitted} resent, {len(codes)} pictures"

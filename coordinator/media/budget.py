@@ -43,6 +43,14 @@ class ReceiveBudgets:
         (first_at, first), (last_at, last) = self._history[0], self._history[-1]
         return 8 * (last.get((source, kind), 0) - first.get((source, kind), 0)) / (last_at - first_at)
 
+    def need(self, slots: Slots) -> float:
+        """Bits per second of everything ``slots`` carry, lately."""
+        return (
+            self.rate(slots.program, "video")
+            + self.rate(slots.chair_audio, "audio")
+            + self.rate(slots.floor_audio, "audio")
+        )
+
     def set_cap(self, subscriber: str, kbps: int | None) -> None:
         if kbps is None:
             self.forget(subscriber)

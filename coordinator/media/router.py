@@ -286,17 +286,13 @@ class MeetingRouter:
         fanout: dict[tuple[str, str], list[SlotStream]] = defaultdict(list)
         pointed: list[tuple[SlotStream, str | None]] = []
         pictures = publishing - {relay.name} if relay is not None and relay.live and not relay.picture else None
-        layered = {room for room, peer in self.peers.items() if peer.layered}
         self._wanted = {}
         for room, streams in self.streams.items():
             slots = slots_for(
                 room, self.chair, speaking, publishing, self._previous_talker, self.fallback, relay_floor, pictures
             )
             self._wanted[room] = slots
-            if room in self.budgets.held:
-                slots = replace(slots, program=None)
-            elif slots.program in layered and self.qualities.is_low(room):
-                slots = replace(slots, program=low_of(slots.program))
+            slots = replace(slots, program=None) if room in self.budgets.held else self._shown(room, slots)
             pointed += [
                 (streams["program"], slots.program),
                 (streams["chair_audio"], slots.chair_audio),
@@ -418,8 +414,7 @@ class MeetingRouter:
         cap, wanted = self.budgets.caps.get(subscriber), self._wanted.get(subscriber)
         if cap is None or wanted is None or wanted.program is None:
             return False
-        rate = self.budgets.rate
-        need = rate(wanted.program, "video") + rate(wanted.chair_audio, "audio") + rate(wanted.floor_audio, "audio")
+        need = self.budgets.need(wanted)
         if not need:
             return False  # nothing measured yet
         fits = need <= RESUME_BELOW * cap
@@ -435,9 +430,8 @@ class MeetingRouter:
         high, low = self.budgets.rate(source.removesuffix(LOW), "video"), self.budgets.rate(source, "video")
         return max(1, min(MAX_PROBE_COPIES, math.ceil(PROBE_MARGIN * high / low) - 1)) if high and low else 4
 
-    def _shown(self, subscriber: str) -> Slots:
-        """The slots a subscriber wants, its program in the quality it gets."""
-        slots = self._wanted[subscriber]
+    def _shown(self, subscriber: str, slots: Slots) -> Slots:
+        """``slots`` with the program in the quality the subscriber gets."""
         peer = self.peers.get(slots.program or "")
         if peer is not None and peer.layered and self.qualities.is_low(subscriber):
             return replace(slots, program=low_of(slots.program or ""))
@@ -447,7 +441,11 @@ class MeetingRouter:
         """Hold back or send again the program picture of subscribers with a budget."""
         budgets = self.budgets
         budgets.sample(self._wire, time.monotonic())
-        changed = [room for room in budgets.caps if room in self._wanted and budgets.decide(room, self._shown(room))]
+        changed = [
+            room
+            for room in budgets.caps
+            if room in self._wanted and budgets.decide(room, self._shown(room, self._wanted[room]))
+        ]
         if not changed:
             return
         self.reroute()
