@@ -15,7 +15,11 @@ def main(argv: list[str] | None = None) -> None:
         from coordinator.web.cli import main as user_main
 
         raise SystemExit(user_main(argv[1:]))
-    # Imported here so that `user` commands start without the media stack.
+    if argv[:1] == ["backup"]:
+        from coordinator.backup.cli import main as backup_main
+
+        raise SystemExit(backup_main(argv[1:]))
+    # Imported here so that `user` and `backup` commands start without the media stack.
     import uvicorn
 
     from coordinator.app import create_app

@@ -63,7 +63,9 @@ async def build_services(settings: Settings) -> Services:
     scheduler = Scheduler(schedule, book, live, connections, registry, settings.scheduler_tick)
     store = ReadinessStore(sessions)
     await store.load()
-    collectors, control_metrics = build_registry(connections, live, registry, scheduler.next_starts, store)
+    collectors, control_metrics = build_registry(
+        connections, live, registry, scheduler.next_starts, store, settings.backup_status_file
+    )
     checks = ReadinessChecks(
         store,
         connections,

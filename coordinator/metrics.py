@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from coordinator import heap
+from coordinator.backup.status import BackupCollector
 from coordinator.connections import Connections
 from coordinator.live_meetings import LiveMeetings
 from coordinator.media.peer import LOW
@@ -311,9 +313,12 @@ def build_registry(
     registry: Registry,
     next_starts: dict[int, float],
     readiness: ReadinessStore,
+    backup_status_file: Path | None = None,
 ) -> tuple[CollectorRegistry, ControlMetrics]:
     collectors = CollectorRegistry()
     ProcessCollector(registry=collectors)  # memory, open files and CPU of the coordinator process
     collectors.register(StateCollector(connections, live, registry, next_starts))
     collectors.register(ReadinessCollector(readiness))
+    if backup_status_file is not None:
+        collectors.register(BackupCollector(backup_status_file))
     return collectors, ControlMetrics(collectors)

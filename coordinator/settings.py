@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # which each invitation gets credentials that expire with it. Unset: guests connect directly only.
     turn_url: str = ""
     turn_secret_file: Path | None = None
+    # The off-box backups' status file (written by `phonghop-coordinator backup run`), shown in /metrics.
+    backup_status_file: Path | None = None
     # Recordings of meetings that are recorded ("ghi hình"): their folder (default <data_dir>/recordings) and
     # the length of one file; a crash loses at most the piece in progress.
     recordings_dir: Path | None = None
