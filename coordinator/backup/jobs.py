@@ -53,7 +53,8 @@ class Backups:
         staging = self.settings.work_dir / "staging"
         try:
             stage(self.database, self.settings.paths, staging, self.settings.host, self.version)
-            summary = self.restic.backup([staging, *self.settings.paths])
+            present = [path for path in self.settings.paths if path.exists()]  # e.g. no province link yet
+            summary = self.restic.backup([staging, *present])
             self.restic.forget()
         except (ResticError, OSError, SQLAlchemyError) as error:
             raise BackupFailed(f"không sao lưu được: {error}") from error
