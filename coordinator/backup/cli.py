@@ -21,6 +21,10 @@ def main(argv: list[str]) -> int:
     commands.add_parser("run", help="back up now, apply the retention, check the new backup")
     check = commands.add_parser("check", help="restore a backup to a scratch folder and verify it")
     check.add_argument("--snapshot", default="latest")
+    check.add_argument(
+        "--repository", help="check a copy elsewhere (another restic repository of this server's backups); "
+        "its result is not recorded as this server's",
+    )  # fmt: skip
     commands.add_parser("list", help="this server's backups, oldest first")
     restore = commands.add_parser("restore", help="check a backup, then put it in place (coordinator stopped)")
     restore.add_argument("--snapshot", default="latest")
@@ -28,7 +32,10 @@ def main(argv: list[str]) -> int:
     restore.add_argument("--overwrite", action="store_true", help="even over a server with enrolled rooms")
     args = parser.parse_args(argv)
 
-    backups = Backups(BackupSettings(), Database(Settings().resolved_database_url), __version__)
+    settings = BackupSettings()
+    if getattr(args, "repository", None):
+        settings = settings.model_copy(update={"repository": args.repository})
+    backups = Backups(settings, Database(Settings().resolved_database_url), __version__)
     try:
         if args.command == "init":
             created = backups.init()
@@ -37,7 +44,7 @@ def main(argv: list[str]) -> int:
             snapshot = backups.run()
             print(f"Đã sao lưu và kiểm tra: {snapshot.short_id} ({snapshot.time[:19]}).")
         elif args.command == "check":
-            manifest = backups.check(backups.restic.find(args.snapshot))
+            manifest = backups.check(backups.restic.find(args.snapshot), record=not args.repository)
             print(f"Bản sao lưu dùng được: {json.dumps(manifest['database']['counts'], ensure_ascii=False)}")
         elif args.command == "list":
             for snapshot in backups.restic.snapshots():

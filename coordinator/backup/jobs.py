@@ -86,11 +86,13 @@ class Backups:
             ) from error
         return restored, manifest
 
-    def check(self, snapshot: Snapshot) -> dict[str, Any]:
+    def check(self, snapshot: Snapshot, record: bool = True) -> dict[str, Any]:
         """Restore to a scratch folder and verify; the result goes to the status (and so to /metrics)."""
         try:
             _, manifest = self._restore_checked(snapshot)
         except BackupFailed as error:
+            if not record:
+                raise
             status.update(
                 self.settings.status_file,
                 last_check={"time": time.time(), "snapshot": snapshot.id, "ok": False, "message": str(error)},
@@ -98,6 +100,8 @@ class Backups:
             raise
         finally:
             shutil.rmtree(self.settings.work_dir / "scratch", ignore_errors=True)
+        if not record:
+            return manifest
         now = time.time()
         status.update(
             self.settings.status_file,

@@ -306,7 +306,8 @@ def start_host(state: dict[str, Any], base: Path, name: str, where: str, key: Pa
     hosts = state["hosts"]
     if name in hosts and pid_alive(hosts[name]["pid"]):
         return
-    index = len(hosts) if name not in hosts else hosts[name]["index"]
+    # A new name takes an index no other host of the lab has (a removed host's may be free again).
+    index = hosts[name]["index"] if name in hosts else max((h["index"] for h in hosts.values()), default=-1) + 1
     tag = short(state["lab"])
     netns = f"phl-{tag}-{name}"
     veth = f"phl{tag}h{index}"
@@ -583,6 +584,23 @@ def down(args: argparse.Namespace) -> None:
     log(f"lab {args.lab} removed")
 
 
+def remove(args: argparse.Namespace) -> None:
+    """One host powered off for good: its overlay (everything it wrote) is deleted with its network."""
+    state = load_state(args.lab)
+    for name in args.host:
+        if name not in state["hosts"]:
+            raise SystemExit(f"lab {args.lab} has no host {name}")
+        log(f"powering off {name} for good")
+        host = state["hosts"][name]
+        power_off(host)
+        started = time.monotonic()
+        stop_host(name, host, started, started + POWER_OFF_LIMIT)
+        del state["hosts"][name]
+        save_state(state)
+    if args.inventory:
+        write_inventory(state, Path(args.inventory))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -595,6 +613,10 @@ def main() -> None:
     p_up.add_argument("--timeout", type=float, default=180)
     p_down = sub.add_parser("down", help="stop and remove everything the lab created")
     p_down.add_argument("--lab", required=True)
+    p_remove = sub.add_parser("remove", help="power hosts off and delete them (a dead machine)")
+    p_remove.add_argument("--lab", required=True)
+    p_remove.add_argument("--host", action="append", default=[], help="NAME, repeatable")
+    p_remove.add_argument("--inventory", help="rewrite the connection inventory (JSON/YAML) here")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("phonghop-lab must run as root (mounts, namespaces, systemd-nspawn)")
@@ -602,6 +624,8 @@ def main() -> None:
         print(ensure_base())
     elif args.command == "up":
         up(args)
+    elif args.command == "remove":
+        remove(args)
     else:
         down(args)
 
