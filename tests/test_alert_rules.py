@@ -161,6 +161,8 @@ ROUTES: dict[str, tuple[dict[str, str], str]] = {
     "PhongHopMonitoringTargetDown": ({}, "ky-thuat-vien"),
     "PhongHopDiskNearlyFull": ({}, "ky-thuat-vien"),
     "PhongHopRecordingStopped": ({"meeting": "3"}, "ky-thuat-vien"),
+    "PhongHopBackupTooOld": ({}, "ky-thuat-vien"),
+    "PhongHopBackupCheckFailed": ({}, "ky-thuat-vien"),
 }
 
 

@@ -46,6 +46,7 @@ from playbook_run import parse_recap  # noqa: E402
 
 CHAT_ID = "-1002000000001"  # the lab's values, the same as molecule/inventory's zz-lab-telegram.yml
 BOT_TOKEN = "200000001:lab-token-never-sent"
+BACKUP_PASSWORD = "lab-backup-password-not-for-real-use"  # molecule/inventory's group_vars/coordinator/zz-lab.yml
 OPERATOR = "vanphong"
 
 # The runbook's commands, as it prints them (placeholders in angle brackets).
@@ -60,8 +61,12 @@ VAULT = (
     "ansible-vault encrypt_string --stdin-name vault_monitoring_telegram_bot_token"
     " --output inventory/phong_son/group_vars/monitoring/vault.yml"
 )
+BACKUP_VAULT = (
+    "ansible-vault encrypt_string --stdin-name vault_coordinator_backup_password"
+    " --output inventory/phong_son/group_vars/coordinator/vault.yml"
+)
 SERVER = [
-    "ansible-playbook playbooks/coordinator.yml",
+    "ansible-playbook playbooks/coordinator.yml --ask-vault-pass",
     "ansible-playbook playbooks/monitoring.yml --ask-vault-pass",
 ]
 OPERATOR_ADD = (
@@ -92,7 +97,7 @@ def check_runbook_shows_every_command() -> None:
     section = " ".join(first_time_section().split())
     missing = [
         c
-        for c in [*CONSOLE, SUDO_CHECK, PING, VAULT, *SERVER, OPERATOR_ADD, *ROOM_BATCHES, CHECK, LATER]
+        for c in [*CONSOLE, SUDO_CHECK, PING, VAULT, BACKUP_VAULT, *SERVER, OPERATOR_ADD, *ROOM_BATCHES, CHECK, LATER]
         if " ".join(c.split()) not in section
     ]
     if missing:
@@ -232,7 +237,7 @@ class Walk:
 
     def technician_account(self) -> None:
         """Step 3: sudo for kythuat from each machine's console, then sudo without a password over SSH."""
-        machines = self.hosts_of("coordinator:monitoring:rooms")
+        machines = self.hosts_of("coordinator:monitoring:backup_store:rooms")
         for host in machines:
             console = self.argv(f"ssh root@{self.address(host)}")
             self.run([*console, f"sh -ec {shlex.quote(chr(10).join(CONSOLE))}"])
@@ -260,27 +265,30 @@ class Walk:
         if count != 1:
             raise WalkFailed(f"{alerting}: no `monitoring_telegram_chat_id:` line to edit, as the runbook says")
         alerting.write_text(text)
+        self.encrypt(VAULT, BOT_TOKEN)
+        self.encrypt(BACKUP_VAULT, BACKUP_PASSWORD)
+        self.say("step 5: chat id in alerting.yml; vault.yml files hold the bot token and backup password encrypted")
+
+    def encrypt(self, command: str, secret: str) -> None:
+        """One secret typed into `ansible-vault encrypt_string`, its file as the runbook shows it."""
         output = self.run(
-            self.argv(VAULT),
+            self.argv(command),
             [
                 ("New Vault password: ", self.vault_password),
                 ("Confirm New Vault password: ", self.vault_password),
-                ("Reading plaintext input from stdin", BOT_TOKEN),
+                ("Reading plaintext input from stdin", secret),
                 ("", None),
             ],
         )
-        vault = (self.checkout / "inventory/phong_son/group_vars/monitoring/vault.yml").read_text()
-        if (
-            "Encryption successful" not in output
-            or not vault.startswith("vault_monitoring_telegram_bot_token: !vault |")
-            or BOT_TOKEN in vault
-        ):
-            raise WalkFailed(f"{VAULT}: the output or vault.yml is not what the runbook shows:\n{vault}")
-        self.say("step 5: chat id in alerting.yml; vault.yml holds the bot token encrypted")
+        args = shlex.split(command)
+        name, path = args[args.index("--stdin-name") + 1], args[args.index("--output") + 1]
+        vault = (self.checkout / path).read_text()
+        if "Encryption successful" not in output or not vault.startswith(f"{name}: !vault |") or secret in vault:
+            raise WalkFailed(f"{command}: the output or {path} is not what the runbook shows:\n{vault}")
 
     def commune_server(self) -> None:
         """Step 6: the server's two playbooks, its login page over HTTPS, an operator who can sign in."""
-        self.playbook(SERVER[0])
+        self.playbook(SERVER[0], vault=True)
         self.playbook(SERVER[1], vault=True)
         server = self.address(self.hosts_of("coordinator")[0])
         with httpx.Client(base_url=f"https://{server}", verify=False, timeout=30) as web:
