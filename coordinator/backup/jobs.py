@@ -6,6 +6,7 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ class Backups:
     database: Database
     version: str
 
-    @property
+    @cached_property
     def restic(self) -> Restic:
         return Restic(self.settings)
 
