@@ -233,8 +233,8 @@ def molecule_test(scenario: str, *options: str) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def lab() -> Any:
     """One lab for the three scenarios: `default` converges it and leaves it up, `new_room` adds a room to
-    it, `rebuild` replaces its server and destroys it. Torn down here too, whatever failed; Molecule's own state is reset with it, or a
-    run after a failed one would take the removed hosts for created ones."""
+    it, `rebuild` replaces its server and destroys it. Torn down here too, whatever failed; Molecule's own
+    state is reset with it, or a run after a failed one would take the removed hosts for created ones."""
     subprocess.run([sys.executable, str(LAB_TOOL), "down", "--lab", LAB_NAME], check=True, timeout=300)
     run([str(VENV_BIN / "molecule"), "reset", "--all"], 120)
     yield LAB_NAME

@@ -83,7 +83,7 @@ class Backups:
         except (ResticError, ContentsError, OSError) as error:
             raise BackupFailed(
                 f"bản sao lưu {snapshot.short_id} ({snapshot.time[:19]}) hỏng, không dùng được: {error}. "
-                "Dùng một bản sao lưu khác (xem: phonghop-coordinator backup list)."
+                "Dùng một bản sao lưu khác (danh sách: phonghop-backup list)."
             ) from error
         return restored, manifest
 

@@ -34,10 +34,13 @@ _HINTS = (
 
 
 def explain(output: str) -> str:
-    """A Vietnamese reason for restic's output, with restic's own last lines for the log."""
-    reasons = [reason for pattern, reason in _HINTS if pattern.lower() in output.lower()]
-    detail = " | ".join(line.strip() for line in output.strip().splitlines()[-3:])
-    return f"{reasons[0] if reasons else 'restic báo lỗi'} (restic: {detail})"
+    """A Vietnamese reason for restic's output, with the line of restic's that gave it away."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for pattern, reason in _HINTS:
+        found = [line for line in lines if pattern.lower() in line.lower()]
+        if found:
+            return f"{reason} (restic: {found[0]})"
+    return f"restic báo lỗi (restic: {' | '.join(lines[-3:])})"
 
 
 @dataclass(frozen=True)
