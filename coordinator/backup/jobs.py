@@ -47,7 +47,8 @@ class Backups:
         return created
 
     def run(self) -> Snapshot:
-        """Back up, drop what the retention no longer keeps, and check the new backup by restoring it."""
+        """Back up, check the new backup by restoring it, and only then drop what the retention no longer keeps
+        (a damaged new backup must not push out a good older one)."""
         started = time.monotonic()
         if not self.database.exists():
             raise BackupFailed(f"chưa có cơ sở dữ liệu tại {self.database.sqlite_path}: chưa có gì để sao lưu")
@@ -56,13 +57,18 @@ class Backups:
             stage(self.database, self.settings.paths, staging, self.settings.host, self.version)
             present = [path for path in self.settings.paths if path.exists()]  # e.g. no province link yet
             summary = self.restic.backup([staging, *present])
-            self.restic.forget()
         except (ResticError, OSError, SQLAlchemyError) as error:
             raise BackupFailed(f"không sao lưu được: {error}") from error
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         snapshot = self.restic.find(summary["snapshot_id"])
         self.check(snapshot)
+        try:
+            self.restic.forget()
+        except ResticError as error:
+            raise BackupFailed(
+                f"đã sao lưu và kiểm tra {snapshot.short_id}, nhưng không xoá được bản cũ: {error}"
+            ) from error
         status.update(
             self.settings.status_file,
             last_backup={
