@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +118,8 @@ def check_copy(database: Database, copy: Path) -> dict[str, int]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _chown(path: Path, owner: str, group: str) -> None:
@@ -177,35 +175,38 @@ def stage(database: Database, paths: list[Path], staging: Path, host: str, versi
     return manifest
 
 
-@dataclass(frozen=True)
+@dataclass
 class Restored:
     """A backup restored to a scratch folder: restic puts every path under it as it was on the server."""
 
     root: Path
 
+    @cached_property
     def manifest_path(self) -> Path:
         found = list(self.root.rglob(MANIFEST))
         if len(found) != 1:
             raise ContentsError(f"bản sao lưu không có bảng kê {MANIFEST} (thấy {len(found)})")
         return found[0]
 
+    @cached_property
     def manifest(self) -> dict[str, Any]:
-        manifest: dict[str, Any] = json.loads(self.manifest_path().read_text())
+        manifest: dict[str, Any] = json.loads(self.manifest_path.read_text())
         return manifest
 
     def copy_of(self, path: str) -> Path:
         return self.root / path.lstrip("/")
 
+    @property
     def database_copy(self) -> Path:
-        name: str = self.manifest()["database"]["file"]
-        return self.manifest_path().parent / name
+        name: str = self.manifest["database"]["file"]
+        return self.manifest_path.parent / name
 
     def verify(self, database: Database) -> dict[str, Any]:
         """Every listed file is there with its checksum, the database copy is whole and has its rows."""
-        manifest = self.manifest()
+        manifest = self.manifest
         broken = [f["path"] for f in manifest["files"] if not self.copy_of(f["path"]).is_file()
                   or _sha256(self.copy_of(f["path"])) != f["sha256"]]  # fmt: skip
-        copy = self.database_copy()
+        copy = self.database_copy
         if _sha256(copy) != manifest["database"]["sha256"]:
             broken.append(f"cơ sở dữ liệu ({copy.name})")
         if broken:
@@ -218,7 +219,7 @@ class Restored:
 
     def put_back(self, database: Database, app_user: str) -> list[str]:
         """Files to their places with their modes and owners, then the database; returns what was placed."""
-        manifest = self.manifest()
+        manifest = self.manifest
         placed = []
         for entry in manifest["files"]:
             target = Path(entry["path"])
@@ -229,5 +230,5 @@ class Restored:
             _chown(staged, entry["owner"], entry["group"])
             staged.rename(target)
             placed.append(entry["path"])
-        database.put_back(self.database_copy(), app_user)
+        database.put_back(self.database_copy, app_user)
         return placed

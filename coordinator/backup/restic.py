@@ -47,7 +47,6 @@ def explain(output: str) -> str:
 class Snapshot:
     id: str
     time: str
-    paths: list[str]
 
     @property
     def short_id(self) -> str:
@@ -107,7 +106,7 @@ class Restic:
     def snapshots(self) -> list[Snapshot]:
         """This server's snapshots, oldest first."""
         result = self.run("snapshots", "--json", "--host", self.settings.host, "--tag", TAG)
-        return [Snapshot(s["id"], s["time"], s.get("paths", [])) for s in json.loads(result.stdout or "[]")]
+        return [Snapshot(s["id"], s["time"]) for s in json.loads(result.stdout or "[]")]
 
     def find(self, wanted: str) -> Snapshot:
         """``latest`` or a snapshot id (or its first characters)."""

@@ -38,6 +38,16 @@ def configured(path: Path) -> None:
         update(path, configured_at=time.time())
 
 
+# (status section, its field, metric, help): one gauge each once the section exists.
+_GAUGES = (
+    ("last_check", "ok", "phonghop_backup_check_ok", "1 when the last restore check passed, 0 when it failed."),
+    ("last_check", "time", "phonghop_backup_last_check_timestamp_seconds", "When the last restore check ran."),
+    ("last_backup", "seconds", "phonghop_backup_duration_seconds", "How long the last backup took, with its check."),
+    ("last_backup", "bytes", "phonghop_backup_size_bytes", "The last backup's size before deduplication."),
+    ("last_backup", "added_bytes", "phonghop_backup_added_bytes", "What the last backup added to the repository."),
+)
+
+
 class BackupCollector(Collector):
     """The newest good backup's time (or, before the first one, when backups were set up), the last
     check's result, and the last backup's duration and size."""
@@ -57,27 +67,6 @@ class BackupCollector(Collector):
                 "were set up).",
                 value=good,
             )
-        check = status.get("last_check")
-        if check:
-            yield GaugeMetricFamily(
-                "phonghop_backup_check_ok", "1 when the last restore check passed, 0 when it failed.",
-                value=1 if check["ok"] else 0,
-            )  # fmt: skip
-            yield GaugeMetricFamily(
-                "phonghop_backup_last_check_timestamp_seconds", "When the last restore check ran.",
-                value=check["time"],
-            )  # fmt: skip
-        backup = status.get("last_backup")
-        if backup:
-            yield GaugeMetricFamily(
-                "phonghop_backup_duration_seconds", "How long the last backup took, with its restore check.",
-                value=backup["seconds"],
-            )  # fmt: skip
-            yield GaugeMetricFamily(
-                "phonghop_backup_size_bytes", "The last backup's size before deduplication and compression.",
-                value=backup["bytes"],
-            )  # fmt: skip
-            yield GaugeMetricFamily(
-                "phonghop_backup_added_bytes", "What the last backup added to the repository.",
-                value=backup["added_bytes"],
-            )  # fmt: skip
+        for section, key, name, documentation in _GAUGES:
+            if section in status:
+                yield GaugeMetricFamily(name, documentation, value=float(status[section][key]))
