@@ -124,6 +124,18 @@ def _sign_in(page: Page, base: str, name: str = "vanhanh") -> None:
     expect(page.locator("h1")).to_have_text("Tổng quan các phòng họp")
 
 
+def _start_and_end_in_a_few_seconds() -> tuple[datetime, datetime]:
+    """A start 25 s from now and an end up to half an hour later on the same day (the form's meetings
+    never cross midnight); in the day's last five minutes this waits for the next day."""
+    zone = ZoneInfo("Asia/Ho_Chi_Minh")
+    start = datetime.now(zone).replace(microsecond=0) + timedelta(seconds=25)
+    last_second = datetime.combine(start.date(), datetime.max.time(), zone).replace(microsecond=0)
+    if last_second - start < timedelta(minutes=5):
+        time.sleep((last_second - start).total_seconds() + 1)
+        return _start_and_end_in_a_few_seconds()
+    return start, min(start + timedelta(minutes=30), last_second)
+
+
 def test_operator_runs_a_meeting_from_the_browser(commune: Commune, browser: Browser) -> None:
     coordinator = commune.coordinator
     base = coordinator.url
@@ -137,15 +149,15 @@ def test_operator_runs_a_meeting_from_the_browser(commune: Commune, browser: Bro
     for room in ROOMS:
         expect(page.locator(f"#room-{room} .state")).to_have_text("Trực tuyến")
 
-    # A meeting that starts in a few seconds, made with the form; first with an end before the start.
-    zone = ZoneInfo("Asia/Ho_Chi_Minh")
-    start = datetime.now(zone).replace(microsecond=0) + timedelta(seconds=25)
+    # A meeting that starts in a few seconds, made with the form; first with an end before the start
+    # (midnight: no start on that day is earlier).
+    start, end = _start_and_end_in_a_few_seconds()
     page.click("text=Lịch họp")
     page.click("text=+ Tạo cuộc họp")
     page.fill("#title", "Giao ban thử nghiệm")
     page.fill("#date", start.date().isoformat())
     page.fill("#start_time", start.strftime("%H:%M:%S"))
-    page.fill("#end_time", (start - timedelta(minutes=5)).strftime("%H:%M:%S"))
+    page.fill("#end_time", "00:00:00")
     page.check("input[name=invited_groups][value=residential_group]")
     page.check("input[name=invited_groups][value=school]")
     page.click("button:has-text('Lưu')")
@@ -153,7 +165,7 @@ def test_operator_runs_a_meeting_from_the_browser(commune: Commune, browser: Bro
     _shot(page, "desktop-loi-bieu-mau")
     with coordinator.api() as api:
         assert api.get("/api/v1/meetings").json() == []
-    page.fill("#end_time", (start + timedelta(minutes=30)).strftime("%H:%M:%S"))
+    page.fill("#end_time", end.strftime("%H:%M:%S"))
     page.click("button:has-text('Lưu')")
     expect(page.locator(".flash")).to_contain_text("Đã lưu cuộc họp")
     with coordinator.api() as api:
